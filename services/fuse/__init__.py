@@ -1,0 +1,1 @@
+"""samplescout fuse stage."""

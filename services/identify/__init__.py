@@ -1,0 +1,1 @@
+"""samplescout identify stage."""

@@ -1,0 +1,125 @@
+"""Holder coordinates (SPEC section 1): pixel <-> holder millimetres, shapes.
+
+A frame of ``W x H`` pixels with pose ``(center_mm, pixel_size_mm, rotation_deg)``
+maps pixel ``(u, v)`` (pixel centres at integers) to
+``center_mm + R(rotation) @ ((u - (W-1)/2) * ps, (v - (H-1)/2) * ps)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+def rotation_matrix(angle_deg: float) -> FloatArray:
+    """``R(a) = [[cos a, -sin a], [sin a, cos a]]``; positive turns +x towards +y (down)."""
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s], [s, c]], dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Pose:
+    """Where a frame was taken: centre in holder mm, square pixel size, camera rotation."""
+
+    center_mm: tuple[float, float]
+    pixel_size_mm: float
+    rotation_deg: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "center_mm": [float(self.center_mm[0]), float(self.center_mm[1])],
+            "pixel_size_mm": float(self.pixel_size_mm),
+            "rotation_deg": float(self.rotation_deg),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FrameGeometry:
+    """A pose plus the frame size: the full pixel <-> holder mapping of one frame."""
+
+    pose: Pose
+    width: int
+    height: int
+
+    @property
+    def _matrix(self) -> FloatArray:
+        return rotation_matrix(self.pose.rotation_deg) * self.pose.pixel_size_mm
+
+    def pixel_to_holder(self, uv: ArrayLike) -> FloatArray:
+        """Map pixel coordinates ``(..., 2)`` (u=column, v=row) to holder mm ``(..., 2)``."""
+        p = np.asarray(uv, dtype=np.float64)
+        d = p - np.array([(self.width - 1) / 2.0, (self.height - 1) / 2.0])
+        return d @ self._matrix.T + np.asarray(self.pose.center_mm, dtype=np.float64)
+
+    def holder_to_pixel(self, xy: ArrayLike) -> FloatArray:
+        """Inverse of :meth:`pixel_to_holder`."""
+        p = np.asarray(xy, dtype=np.float64) - np.asarray(self.pose.center_mm, dtype=np.float64)
+        inv = rotation_matrix(-self.pose.rotation_deg) / self.pose.pixel_size_mm
+        return p @ inv.T + np.array([(self.width - 1) / 2.0, (self.height - 1) / 2.0])
+
+    def footprint_mm(self) -> FloatArray:
+        """The frame's outline (4 corners of the pixel area) in holder mm."""
+        w, h = self.width, self.height
+        corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+        return self.pixel_to_holder(corners)
+
+    def box_to_holder(self, x0: float, y0: float, x1: float, y1: float) -> FloatArray:
+        """Outline of the pixel box ``[x0, x1) x [y0, y1)`` in holder mm (4 vertices)."""
+        corners = np.array(
+            [[x0 - 0.5, y0 - 0.5], [x1 - 0.5, y0 - 0.5], [x1 - 0.5, y1 - 0.5], [x0 - 0.5, y1 - 0.5]]
+        )
+        return self.pixel_to_holder(corners)
+
+
+def rectangle_polygon(
+    center: tuple[float, float], size: tuple[float, float], angle_deg: float
+) -> FloatArray:
+    """Corners of a rectangle of ``size = (w, h)`` turned by ``angle_deg`` about its centre."""
+    w, h = size
+    local = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
+    return local @ rotation_matrix(angle_deg).T + np.asarray(center, dtype=np.float64)
+
+
+def circle_polygon(center: tuple[float, float], diameter: float, n: int = 64) -> FloatArray:
+    """``n`` (>= 32 per SPEC) vertices on a circle."""
+    t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
+    r = diameter / 2.0
+    return np.stack([center[0] + r * np.cos(t), center[1] + r * np.sin(t)], axis=1)
+
+
+def normalize_angle_deg(angle: float) -> float:
+    """Map a rectangle angle to (-90, 90] (a rectangle turned by 180 deg is itself)."""
+    a = math.fmod(angle, 180.0)
+    if a <= -90.0:
+        a += 180.0
+    elif a > 90.0:
+        a -= 180.0
+    return a
+
+
+def polygon_iou(a: ArrayLike, b: ArrayLike) -> float:
+    """Intersection over union of two convex polygons (holder mm)."""
+    import cv2
+
+    pa = np.asarray(a, dtype=np.float32).reshape(-1, 2)
+    pb = np.asarray(b, dtype=np.float32).reshape(-1, 2)
+    area_a = abs(float(cv2.contourArea(pa)))
+    area_b = abs(float(cv2.contourArea(pb)))
+    if area_a <= 0 or area_b <= 0:
+        return 0.0
+    inter, _ = cv2.intersectConvexConvex(_ccw(pa), _ccw(pb))
+    inter = max(float(inter), 0.0)
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _ccw(p: NDArray[np.float32]) -> NDArray[np.float32]:
+    import cv2
+
+    return p if cv2.contourArea(p, oriented=True) > 0 else p[::-1].copy()

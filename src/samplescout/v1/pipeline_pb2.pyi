@@ -1,0 +1,111 @@
+from samplescout.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SessionEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_EVENT_KIND_UNSPECIFIED: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_STARTED: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_FRAME_ACQUIRED: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_REGIONS_SELECTED: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_STRUCTURES_IDENTIFIED: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_LOCALIZATION_UPDATED: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_DONE: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_FAILED: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_CANCELLED: _ClassVar[SessionEventKind]
+SESSION_EVENT_KIND_UNSPECIFIED: SessionEventKind
+SESSION_EVENT_KIND_STARTED: SessionEventKind
+SESSION_EVENT_KIND_FRAME_ACQUIRED: SessionEventKind
+SESSION_EVENT_KIND_REGIONS_SELECTED: SessionEventKind
+SESSION_EVENT_KIND_STRUCTURES_IDENTIFIED: SessionEventKind
+SESSION_EVENT_KIND_LOCALIZATION_UPDATED: SessionEventKind
+SESSION_EVENT_KIND_DONE: SessionEventKind
+SESSION_EVENT_KIND_FAILED: SessionEventKind
+SESSION_EVENT_KIND_CANCELLED: SessionEventKind
+
+class SessionSpec(_message.Message):
+    __slots__ = ("session_id", "carrier", "context", "frame_count", "method")
+    class ContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    carrier: _types_pb2.Carrier
+    context: _containers.ScalarMap[str, str]
+    frame_count: int
+    method: str
+    def __init__(self, session_id: _Optional[str] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., frame_count: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+
+class FrameAcquired(_message.Message):
+    __slots__ = ("session", "frame")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    session: SessionSpec
+    frame: _types_pb2.Frame
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ...) -> None: ...
+
+class RegionsSelected(_message.Message):
+    __slots__ = ("session", "frame", "regions", "coarse_pixels", "seconds")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    COARSE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    session: SessionSpec
+    frame: _types_pb2.Frame
+    regions: _containers.RepeatedCompositeFieldContainer[_types_pb2.StructureRegion]
+    coarse_pixels: int
+    seconds: float
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[_types_pb2.StructureRegion, _Mapping]]] = ..., coarse_pixels: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class StructuresIdentified(_message.Message):
+    __slots__ = ("session", "frame_index", "structures", "full_res_pixels", "full_res_pixels_read", "coarse_pixels", "seconds", "barcodes")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURES_FIELD_NUMBER: _ClassVar[int]
+    FULL_RES_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    FULL_RES_PIXELS_READ_FIELD_NUMBER: _ClassVar[int]
+    COARSE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BARCODES_FIELD_NUMBER: _ClassVar[int]
+    session: SessionSpec
+    frame_index: int
+    structures: _containers.RepeatedCompositeFieldContainer[_types_pb2.IdentifiedStructure]
+    full_res_pixels: int
+    full_res_pixels_read: int
+    coarse_pixels: int
+    seconds: float
+    barcodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Barcode]
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame_index: _Optional[int] = ..., structures: _Optional[_Iterable[_Union[_types_pb2.IdentifiedStructure, _Mapping]]] = ..., full_res_pixels: _Optional[int] = ..., full_res_pixels_read: _Optional[int] = ..., coarse_pixels: _Optional[int] = ..., seconds: _Optional[float] = ..., barcodes: _Optional[_Iterable[_Union[_types_pb2.Barcode, _Mapping]]] = ...) -> None: ...
+
+class SessionEvent(_message.Message):
+    __slots__ = ("session_id", "sequence", "kind", "frame_index", "message", "count", "result")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    sequence: int
+    kind: SessionEventKind
+    frame_index: int
+    message: str
+    count: int
+    result: _types_pb2.LocalizationResult
+    def __init__(self, session_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[SessionEventKind, str]] = ..., frame_index: _Optional[int] = ..., message: _Optional[str] = ..., count: _Optional[int] = ..., result: _Optional[_Union[_types_pb2.LocalizationResult, _Mapping]] = ...) -> None: ...
