@@ -30,7 +30,7 @@ SESSION_EVENT_KIND_FAILED: SessionEventKind
 SESSION_EVENT_KIND_CANCELLED: SessionEventKind
 
 class SessionSpec(_message.Message):
-    __slots__ = ("session_id", "carrier", "context", "frame_count", "method")
+    __slots__ = ("session_id", "carrier", "context", "frame_count", "method", "started_unix", "source")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -43,54 +43,74 @@ class SessionSpec(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    STARTED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     carrier: _types_pb2.Carrier
     context: _containers.ScalarMap[str, str]
     frame_count: int
     method: str
-    def __init__(self, session_id: _Optional[str] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., frame_count: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+    started_unix: float
+    source: str
+    def __init__(self, session_id: _Optional[str] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., frame_count: _Optional[int] = ..., method: _Optional[str] = ..., started_unix: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
+
+class FrameStats(_message.Message):
+    __slots__ = ("decode_seconds", "coarse_seconds", "select_seconds", "identify_seconds", "full_res_pixels", "coarse_pixels", "full_res_pixels_read", "regions", "regions_identified")
+    DECODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COARSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SELECT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FULL_RES_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    COARSE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    FULL_RES_PIXELS_READ_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_IDENTIFIED_FIELD_NUMBER: _ClassVar[int]
+    decode_seconds: float
+    coarse_seconds: float
+    select_seconds: float
+    identify_seconds: float
+    full_res_pixels: int
+    coarse_pixels: int
+    full_res_pixels_read: int
+    regions: int
+    regions_identified: int
+    def __init__(self, decode_seconds: _Optional[float] = ..., coarse_seconds: _Optional[float] = ..., select_seconds: _Optional[float] = ..., identify_seconds: _Optional[float] = ..., full_res_pixels: _Optional[int] = ..., coarse_pixels: _Optional[int] = ..., full_res_pixels_read: _Optional[int] = ..., regions: _Optional[int] = ..., regions_identified: _Optional[int] = ...) -> None: ...
 
 class FrameAcquired(_message.Message):
-    __slots__ = ("session", "frame")
+    __slots__ = ("session", "frame", "stats")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     session: SessionSpec
     frame: _types_pb2.Frame
-    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ...) -> None: ...
+    stats: FrameStats
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ...) -> None: ...
 
 class RegionsSelected(_message.Message):
-    __slots__ = ("session", "frame", "regions", "coarse_pixels", "seconds")
+    __slots__ = ("session", "frame", "regions", "stats")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
-    COARSE_PIXELS_FIELD_NUMBER: _ClassVar[int]
-    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     session: SessionSpec
     frame: _types_pb2.Frame
     regions: _containers.RepeatedCompositeFieldContainer[_types_pb2.StructureRegion]
-    coarse_pixels: int
-    seconds: float
-    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[_types_pb2.StructureRegion, _Mapping]]] = ..., coarse_pixels: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+    stats: FrameStats
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[_types_pb2.StructureRegion, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ...) -> None: ...
 
 class StructuresIdentified(_message.Message):
-    __slots__ = ("session", "frame_index", "structures", "full_res_pixels", "full_res_pixels_read", "coarse_pixels", "seconds", "barcodes")
+    __slots__ = ("session", "frame", "structures", "stats", "barcodes")
     SESSION_FIELD_NUMBER: _ClassVar[int]
-    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
     STRUCTURES_FIELD_NUMBER: _ClassVar[int]
-    FULL_RES_PIXELS_FIELD_NUMBER: _ClassVar[int]
-    FULL_RES_PIXELS_READ_FIELD_NUMBER: _ClassVar[int]
-    COARSE_PIXELS_FIELD_NUMBER: _ClassVar[int]
-    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     BARCODES_FIELD_NUMBER: _ClassVar[int]
     session: SessionSpec
-    frame_index: int
+    frame: _types_pb2.Frame
     structures: _containers.RepeatedCompositeFieldContainer[_types_pb2.IdentifiedStructure]
-    full_res_pixels: int
-    full_res_pixels_read: int
-    coarse_pixels: int
-    seconds: float
+    stats: FrameStats
     barcodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Barcode]
-    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame_index: _Optional[int] = ..., structures: _Optional[_Iterable[_Union[_types_pb2.IdentifiedStructure, _Mapping]]] = ..., full_res_pixels: _Optional[int] = ..., full_res_pixels_read: _Optional[int] = ..., coarse_pixels: _Optional[int] = ..., seconds: _Optional[float] = ..., barcodes: _Optional[_Iterable[_Union[_types_pb2.Barcode, _Mapping]]] = ...) -> None: ...
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., structures: _Optional[_Iterable[_Union[_types_pb2.IdentifiedStructure, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ..., barcodes: _Optional[_Iterable[_Union[_types_pb2.Barcode, _Mapping]]] = ...) -> None: ...
 
 class SessionEvent(_message.Message):
     __slots__ = ("session_id", "sequence", "kind", "frame_index", "message", "count", "result")

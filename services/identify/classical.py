@@ -1,0 +1,420 @@
+"""Classical (no learning) identification: edges, lines and arcs in full-resolution crops.
+
+Per crop: noise-normalised gradient -> Canny edge pixels -> a Hough transform in
+which every edge pixel votes only near its own gradient direction -> the peak line,
+refined by a least-squares fit of its inliers -> grown into a circle when a circle
+explains clearly more edge pixels with visible curvature. Up to ``max_per_region``
+edges are taken from one crop (the inliers of each are removed before the next), so
+a cover-glass edge next to a strong slide edge is not lost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from samplescout.contracts import Region, Structure
+from samplescout.geometry import FrameGeometry
+
+_RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    """One edge found in a crop, in crop pixel coordinates."""
+
+    kind: str  # "line" or "circle"
+    support: int
+    mean_z: float
+    points: np.ndarray  # (n, 2) inlier pixel coordinates (x, y)
+    line: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1
+    circle: tuple[float, float, float] | None = None  # cx, cy, r
+    contrast: float = 0.0
+
+
+def full_frame_regions(
+    width: int, height: int, *, frame_index: int, geometry: FrameGeometry, tile: int = 256
+) -> list[Region]:
+    """Tiles covering a whole frame: the input of the classical full-resolution baseline.
+
+    Tiles are ``tile`` x ``tile`` pixels (smaller at the right and bottom borders), in
+    row-major order, all with probability 1 so that identification keeps that order.
+    """
+    regions: list[Region] = []
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            box = (x0, y0, min(width, x0 + tile), min(height, y0 + tile))
+            poly = geometry.box_to_holder(*box)
+            regions.append(
+                Region(
+                    frame_index=frame_index,
+                    region_index=len(regions),
+                    box_px=box,
+                    probability=1.0,
+                    polygon_mm=tuple((float(a), float(b)) for a, b in poly),
+                )
+            )
+    return regions
+
+
+class ClassicalIdentifier:
+    """Finds the dominant straight or round edges of each crop.
+
+    Parameters
+    ----------
+    sigma
+        Gaussian smoothing before the gradient, pixels.
+    z_low, z_high
+        Canny hysteresis thresholds in units of the crop's gradient noise.
+    min_support
+        Fewest inlier edge pixels for an edge.
+    max_per_region
+        Most edges reported per crop.
+    line_tolerance_px
+        Inlier distance to a circle.
+    line_half_width_px
+        Inlier distance to a line: wide enough to take both flanks of a thin line, whose
+        centre is then fitted.
+    strong_contrast
+        Grey-level step above which a straight edge counts as ``sample_carrier_edge``
+        (slide / plate edges are bold; cover-glass edges are faint).
+    well_max_diameter_mm
+        A circle this small that closes over most of its perimeter is a ``well``.
+    max_radius_mm
+        Circles larger than this are treated as lines.
+    top_k
+        Process at most this many regions (highest selection probability first).
+    min_region_probability
+        Skip regions the selector scored below this.
+    noise_floor
+        Lower bound of the gradient noise (grey levels per pixel).
+    """
+
+    def __init__(
+        self,
+        *,
+        sigma: float = 1.2,
+        z_low: float = 3.0,
+        z_high: float = 5.5,
+        min_support: int = 24,
+        max_per_region: int = 2,
+        line_tolerance_px: float = 1.6,
+        line_half_width_px: float = 3.0,
+        strong_contrast: float = 0.12,
+        well_max_diameter_mm: float = 9.0,
+        max_radius_mm: float = 40.0,
+        top_k: int | None = None,
+        min_region_probability: float = 0.0,
+        noise_floor: float = 1e-3,
+    ) -> None:
+        self.sigma = sigma
+        self.z_low = z_low
+        self.z_high = z_high
+        self.min_support = min_support
+        self.max_per_region = max_per_region
+        self.line_tolerance_px = line_tolerance_px
+        self.line_half_width_px = line_half_width_px
+        self.strong_contrast = strong_contrast
+        self.well_max_diameter_mm = well_max_diameter_mm
+        self.max_radius_mm = max_radius_mm
+        self.top_k = top_k
+        self.min_region_probability = min_region_probability
+        self.noise_floor = noise_floor
+
+    def identify(
+        self, crops: Sequence[tuple[Region, np.ndarray]], geometry: FrameGeometry
+    ) -> list[Structure]:
+        """Structures of the given crops of one frame (see :class:`Identifier`)."""
+        order = sorted(crops, key=lambda rc: (-rc[0].probability, rc[0].region_index))
+        order = [rc for rc in order if rc[0].probability >= self.min_region_probability]
+        if self.top_k is not None:
+            order = order[: self.top_k]
+        out: list[Structure] = []
+        for region, crop in order:
+            out.extend(self.identify_one(region, crop, geometry))
+        return out
+
+    def identify_one(
+        self, region: Region, crop: np.ndarray, geometry: FrameGeometry
+    ) -> list[Structure]:
+        """Structures of one crop; ``[no_structure]`` when it holds no edge."""
+        if region.kind == "label":
+            return [Structure(region=region, shape_class="label", probability=region.probability)]
+        edges = self.find_edges(np.asarray(crop, dtype=np.float32))
+        if not edges:
+            return [Structure(region=region, shape_class="no_structure", probability=0.9)]
+        origin = np.array(region.box_px[:2], dtype=np.float64)
+        return [self._to_structure(region, e, origin, geometry) for e in edges]
+
+    def find_edges(self, crop: np.ndarray) -> list[_Edge]:
+        """Up to ``max_per_region`` edges of a grey float crop, strongest first."""
+        h, w = crop.shape[:2]
+        if h < 8 or w < 8:
+            return []
+        g = cv2.GaussianBlur(crop, (0, 0), self.sigma)
+        gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+        gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+        mag = cv2.magnitude(gx, gy)
+        noise = max(float(np.median(mag)) / _RAYLEIGH_MEDIAN, self.noise_floor)
+        scale = 100.0 / noise
+        dx = np.clip(gx * scale, -32767, 32767).astype(np.int16)
+        dy = np.clip(gy * scale, -32767, 32767).astype(np.int16)
+        canny = cv2.Canny(dx, dy, self.z_low * 100.0, self.z_high * 100.0, L2gradient=True)
+        ys, xs = np.nonzero(canny)
+        if len(xs) < self.min_support:
+            return []
+        pts = np.stack([xs, ys], axis=1).astype(np.float64)
+        theta = np.arctan2(gy[ys, xs], gx[ys, xs]).astype(np.float64)
+        z = mag[ys, xs].astype(np.float64) / noise
+        edges: list[_Edge] = []
+        alive = np.ones(len(pts), dtype=bool)
+        for _ in range(self.max_per_region):
+            if alive.sum() < self.min_support:
+                break
+            edge, used = self._best_edge(pts, theta, z, alive, w, h)
+            alive &= ~used
+            if edge is None:
+                break
+            edges.append(self._with_contrast(edge, g))
+            alive &= ~self._near(edge, pts)
+        return edges
+
+    def _best_edge(
+        self,
+        pts: np.ndarray,
+        theta: np.ndarray,
+        z: np.ndarray,
+        alive: np.ndarray,
+        w: int,
+        h: int,
+    ) -> tuple[_Edge | None, np.ndarray]:
+        idx = np.nonzero(alive)[0]
+        p, th = pts[idx], theta[idx]
+        # Orientation-constrained Hough: 1 deg x 1 px bins, each pixel votes +-2 deg
+        # around its own gradient direction (folded to [0, 180)).
+        deg = np.mod(np.degrees(th), 180.0)
+        bins = (np.round(deg).astype(np.int64)[:, None] + np.arange(-2, 3)[None, :]) % 180
+        rad = np.radians(bins.astype(np.float64))
+        rho = p[:, 0:1] * np.cos(rad) + p[:, 1:2] * np.sin(rad)
+        diag = math.hypot(w, h)
+        nr = int(2 * diag) + 3
+        ri = np.round(rho + diag + 1).astype(np.int64)
+        acc = np.bincount((bins * nr + ri).ravel(), minlength=180 * nr).reshape(180, nr)
+        # Both flanks of a thin bright/dark line vote a few px apart: pool them into one peak.
+        acc = cv2.blur(acc.astype(np.float32), (5, 1), borderType=cv2.BORDER_CONSTANT)
+        peak = int(np.argmax(acc))
+        if acc.flat[peak] < self.min_support // 2:
+            return None, np.zeros(len(pts), dtype=bool)
+        a = math.radians(peak // nr)
+        r = peak % nr - diag - 1
+        normal = np.array([math.cos(a), math.sin(a)])
+        line = self._fit_line(pts, theta, alive, normal, r)
+        if line is None:
+            return None, np.zeros(len(pts), dtype=bool)
+        normal, r, inl = line
+        best = self._line_edge(pts, z, inl, normal, r)
+        circle = self._grow_circle(pts, theta, alive, inl)
+        if circle is not None:
+            (cx, cy, rad_px), cin = circle
+            span = self._chord(pts[cin])
+            sagitta = span * span / (8.0 * rad_px)
+            if cin.sum() > 1.15 * inl.sum() and sagitta > 2.0:
+                best = _Edge(
+                    "circle", int(cin.sum()), float(z[cin].mean()), pts[cin], circle=(cx, cy, rad_px)
+                )
+                inl = cin
+        if best.support < self.min_support:
+            return None, inl
+        return best, inl
+
+    def _fit_line(
+        self,
+        pts: np.ndarray,
+        theta: np.ndarray,
+        alive: np.ndarray,
+        normal: np.ndarray,
+        r: float,
+    ) -> tuple[np.ndarray, float, np.ndarray] | None:
+        inl = np.zeros(len(pts), dtype=bool)
+        for tol in (4.0, self.line_half_width_px):
+            dist = pts @ normal - r
+            cosang = np.abs(np.cos(theta) * normal[0] + np.sin(theta) * normal[1])
+            inl = alive & (np.abs(dist) <= tol) & (cosang >= math.cos(math.radians(15.0)))
+            if inl.sum() < 3:
+                return None
+            q = pts[inl]
+            c = q.mean(axis=0)
+            _, _, vt = np.linalg.svd(q - c, full_matrices=False)
+            normal = vt[1]
+            r = float(c @ normal)
+        return normal, r, inl
+
+    def _line_edge(
+        self, pts: np.ndarray, z: np.ndarray, inl: np.ndarray, normal: np.ndarray, r: float
+    ) -> _Edge:
+        direction = np.array([-normal[1], normal[0]])
+        idx = np.nonzero(inl)[0]
+        t = pts[idx] @ direction
+        order = np.argsort(t)
+        t, idx = t[order], idx[order]
+        # Keep the longest run without gaps: collinear clutter far along the line is not this edge.
+        cuts = np.nonzero(np.diff(t) > 24.0)[0]
+        starts = np.concatenate([[0], cuts + 1])
+        ends = np.concatenate([cuts + 1, [len(t)]])
+        k = int(np.argmax(ends - starts))
+        t, idx = t[starts[k] : ends[k]], idx[starts[k] : ends[k]]
+        keep = np.zeros_like(inl)
+        keep[idx] = True
+        inl &= keep
+        foot = normal * r
+        p0, p1 = foot + direction * t[0], foot + direction * t[-1]
+        return _Edge(
+            "line",
+            len(idx),
+            float(z[idx].mean()),
+            pts[idx],
+            line=(float(p0[0]), float(p0[1]), float(p1[0]), float(p1[1])),
+        )
+
+    def _grow_circle(
+        self, pts: np.ndarray, theta: np.ndarray, alive: np.ndarray, seed: np.ndarray
+    ) -> tuple[tuple[float, float, float], np.ndarray] | None:
+        inl = seed
+        circle: tuple[float, float, float] | None = None
+        for tol in (6.0, 3.0, self.line_tolerance_px, self.line_tolerance_px):
+            if inl.sum() < 8:
+                return None
+            circle = _fit_circle(pts[inl])
+            if circle is None:
+                return None
+            cx, cy, rad = circle
+            d = pts - np.array([cx, cy])
+            dist = np.hypot(d[:, 0], d[:, 1])
+            radial = np.abs(np.cos(theta) * d[:, 0] + np.sin(theta) * d[:, 1]) / np.maximum(dist, 1e-9)
+            inl = alive & (np.abs(dist - rad) <= tol) & (radial >= math.cos(math.radians(20.0)))
+        if circle is None or inl.sum() < 8:
+            return None
+        return circle, inl
+
+    def _near(self, edge: _Edge, pts: np.ndarray) -> np.ndarray:
+        """Edge pixels that belong to ``edge``'s outline (both flanks), to drop before the next search."""
+        band = self.line_half_width_px + 2.0
+        if edge.circle is not None:
+            cx, cy, rad = edge.circle
+            return np.abs(np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - rad) <= band
+        assert edge.line is not None
+        x0, y0, x1, y1 = edge.line
+        length = max(math.hypot(x1 - x0, y1 - y0), 1e-9)
+        d = np.array([x1 - x0, y1 - y0]) / length
+        q = pts - np.array([x0, y0])
+        t = q @ d
+        off = q[:, 0] * d[1] - q[:, 1] * d[0]
+        return (np.abs(off) <= band) & (t >= -band) & (t <= length + band)
+
+    @staticmethod
+    def _chord(p: np.ndarray) -> float:
+        c = p.mean(axis=0)
+        _, _, vt = np.linalg.svd(p - c, full_matrices=False)
+        t = (p - c) @ vt[0]
+        return float(t.max() - t.min())
+
+    @staticmethod
+    def _with_contrast(edge: _Edge, smooth: np.ndarray) -> _Edge:
+        """Grey-level step across the edge (3 px either side), median over its pixels."""
+        p = edge.points
+        if edge.kind == "line" and edge.line is not None:
+            x0, y0, x1, y1 = edge.line
+            n = np.array([-(y1 - y0), x1 - x0])
+            n = np.broadcast_to(n / max(float(np.hypot(*n)), 1e-9), p.shape)
+        else:
+            assert edge.circle is not None
+            d = p - np.array(edge.circle[:2])
+            n = d / np.maximum(np.hypot(d[:, 0:1], d[:, 1:2]), 1e-9)
+        h, w = smooth.shape
+        a = np.clip(np.round(p + 3.0 * n), 0, [w - 1, h - 1]).astype(np.int64)
+        b = np.clip(np.round(p - 3.0 * n), 0, [w - 1, h - 1]).astype(np.int64)
+        c = np.clip(np.round(p), 0, [w - 1, h - 1]).astype(np.int64)
+        va, vb, vc = smooth[a[:, 1], a[:, 0]], smooth[b[:, 1], b[:, 0]], smooth[c[:, 1], c[:, 0]]
+        step = abs(float(np.median(va - vb)))
+        ridge = abs(float(np.median(vc - 0.5 * (va + vb))))
+        return _Edge(
+            edge.kind,
+            edge.support,
+            edge.mean_z,
+            edge.points,
+            line=edge.line,
+            circle=edge.circle,
+            contrast=max(step, ridge),
+        )
+
+    def _to_structure(
+        self, region: Region, edge: _Edge, origin: np.ndarray, geometry: FrameGeometry
+    ) -> Structure:
+        ps = geometry.pose.pixel_size_mm
+        strength = 1.0 - math.exp(-max(edge.mean_z - 2.0, 0.0) / 3.0)
+        probability = float(strength * (1.0 - math.exp(-edge.support / 40.0)))
+        if edge.kind == "circle" and edge.circle is not None:
+            cx, cy, rad = edge.circle
+            center = geometry.pixel_to_holder(np.array([cx, cy]) + origin)
+            pts_mm = geometry.pixel_to_holder(edge.points + origin)
+            a0, a1 = _arc_span(pts_mm - center)
+            diameter = 2.0 * rad * ps
+            closed = (a1 - a0) > 240.0
+            if diameter <= self.well_max_diameter_mm and closed:
+                cls = "well"
+            elif diameter <= 2.0 * self.max_radius_mm and edge.contrast < self.strong_contrast:
+                cls = "round_cover_glass_edge"
+            else:
+                cls = "round_structure"
+            return Structure(
+                region=region,
+                shape_class=cls,
+                probability=probability,
+                arc_mm=(float(center[0]), float(center[1]), float(rad * ps), a0, a1),
+                contrast=edge.contrast,
+            )
+        assert edge.line is not None
+        x0, y0, x1, y1 = edge.line
+        ends = geometry.pixel_to_holder(np.array([[x0, y0], [x1, y1]]) + origin)
+        cls = (
+            "sample_carrier_edge"
+            if edge.contrast >= self.strong_contrast
+            else "straight_cover_glass_edge"
+        )
+        return Structure(
+            region=region,
+            shape_class=cls,
+            probability=probability,
+            segment_mm=(
+                (float(ends[0, 0]), float(ends[0, 1])),
+                (float(ends[1, 0]), float(ends[1, 1])),
+            ),
+            contrast=edge.contrast,
+        )
+
+
+def _fit_circle(p: np.ndarray) -> tuple[float, float, float] | None:
+    """Algebraic (Kasa) circle fit, centred for numerical stability."""
+    c = p.mean(axis=0)
+    q = p - c
+    a = np.column_stack([q[:, 0], q[:, 1], np.ones(len(q))])
+    b = -(q[:, 0] ** 2 + q[:, 1] ** 2)
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = -sol[0] / 2.0, -sol[1] / 2.0
+    r2 = cx * cx + cy * cy - sol[2]
+    if not np.isfinite(r2) or r2 <= 0:
+        return None
+    return float(cx + c[0]), float(cy + c[1]), float(math.sqrt(r2))
+
+
+def _arc_span(d: np.ndarray) -> tuple[float, float]:
+    """Smallest angular interval ``[a0, a1]`` (deg, a0 in [0, 360)) holding all directions ``d``."""
+    ang = np.sort(np.mod(np.degrees(np.arctan2(d[:, 1], d[:, 0])), 360.0))
+    gaps = np.diff(np.concatenate([ang, [ang[0] + 360.0]]))
+    k = int(np.argmax(gaps))
+    a0 = float(ang[(k + 1) % len(ang)])
+    return a0, a0 + 360.0 - float(gaps[k])

@@ -1,0 +1,75 @@
+"""Identify stage worker: full-resolution crops of the selected regions only."""
+
+from __future__ import annotations
+
+import time
+
+from samplescout import bus as streams
+from samplescout.bus import Bus
+from samplescout.contracts import Region, pose_from_proto
+from samplescout.framestore import FrameStore
+from samplescout.geometry import FrameGeometry
+from samplescout.identify.base import Identifier
+from samplescout.sessions import EventSink
+from samplescout.v1 import pipeline_pb2
+
+
+class IdentifyWorker:
+    """Fetches the crops of a frame's regions, highest probability first, and classifies them.
+
+    Parameters
+    ----------
+    top_k
+        Identify at most this many regions per frame (0: all of them).
+    """
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        store: FrameStore,
+        events: EventSink,
+        identifier: Identifier,
+        top_k: int = 0,
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._events = events
+        self._identifier = identifier
+        self._top_k = top_k
+
+    def handle(self, payload: bytes) -> None:
+        msg = pipeline_pb2.RegionsSelected.FromString(payload)
+        frame = msg.frame
+        key = frame.ref.store_key
+        geometry = FrameGeometry(pose_from_proto(frame.pose), frame.width, frame.height)
+        regions = sorted(
+            (Region.from_proto(r) for r in msg.regions),
+            key=lambda r: (-r.probability, r.region_index),
+        )
+        if self._top_k:
+            regions = regions[: self._top_k]
+        t0 = time.perf_counter()
+        before = self._store.pixels_read(key)
+        crops = [(r, self._store.crop(key, r.box_px)) for r in regions]
+        structures = self._identifier.identify(crops, geometry)
+        stats = pipeline_pb2.FrameStats()
+        stats.CopyFrom(msg.stats)
+        stats.identify_seconds = time.perf_counter() - t0
+        stats.full_res_pixels_read = self._store.pixels_read(key) - before
+        stats.regions_identified = len(regions)
+        out = pipeline_pb2.StructuresIdentified(
+            session=msg.session,
+            frame=frame,
+            structures=[s.to_proto() for s in structures],
+            stats=stats,
+        )
+        self._bus.publish(streams.STRUCTURES, out.SerializeToString())
+        self._events.emit(
+            pipeline_pb2.SessionEvent(
+                session_id=msg.session.session_id,
+                kind=pipeline_pb2.SESSION_EVENT_KIND_STRUCTURES_IDENTIFIED,
+                frame_index=frame.index,
+                count=len(structures),
+            )
+        )

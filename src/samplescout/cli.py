@@ -1,0 +1,274 @@
+"""``samplescout`` command line.
+
+Exit status: 0 the run worked (even when no sample was found), 1 an operational
+failure, 2 bad input; failures print one line ``samplescout: error: ...`` to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from samplescout import __version__
+from samplescout.config import Method, Settings
+from samplescout.errors import InputError, SampleScoutError
+
+CARRIER_CHOICES = ("slide", "multiwell", "chamber_slide", "petri_dish")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"samplescout: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="samplescout",
+        description=(
+            "Find where the samples are on a microscope's sample holder from overview "
+            "images: coarse selection, full-resolution identification of the selected "
+            "regions only, fusion in holder millimetres."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"samplescout {__version__}")
+    parser.add_argument(
+        "--log-format", choices=("console", "json"), help="log line format on stderr"
+    )
+    parser.add_argument("--log-level", help="debug, info, warning (default), error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "simulate",
+        help="render a simulated holder as a frame bundle plus ground truth",
+        description="Render a simulated overview of a sample holder: writes OUT/manifest.json, "
+        "the frames and OUT/ground_truth.json (a result in the SPEC format).",
+    )
+    p.add_argument("out", type=Path, help="bundle directory to write (replaced atomically)")
+    p.add_argument("--carrier", choices=CARRIER_CHOICES, default="slide")
+    p.add_argument(
+        "--profile",
+        choices=("wide", "narrow"),
+        default="wide",
+        help="wide: one 4000x3000 frame of the whole holder; narrow: many 1600x1200 frames",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--difficulty", choices=("easy", "hard"), default="easy")
+    p.add_argument("--format", dest="image_format", choices=("png", "jpg", "tif"), default="png")
+    p.add_argument(
+        "--frame-scale",
+        type=float,
+        default=1.0,
+        help="shrink frames by this factor (pixel size grows) for quick runs",
+    )
+
+    p = sub.add_parser(
+        "localize",
+        help="localize the samples of a frame bundle and write the result JSON",
+        description="Run the whole pipeline on a frame bundle in this process (embedded "
+        "default) and write the SPEC result document.",
+    )
+    p.add_argument("bundle", type=Path, help="frame bundle directory (manifest.json + images)")
+    p.add_argument("--out", type=Path, default=Path("result.json"), help="result JSON path")
+    p.add_argument("--overlay", type=Path, help="also write an overlay PNG")
+    _pipeline_options(p)
+
+    p = sub.add_parser(
+        "demo",
+        help="simulate a slide holder, localize it and write result.json and overlay.png",
+        description="The main job end to end on the embedded default: simulate a holder, run "
+        "the pipeline, print the localization and compare it with the simulator's truth.",
+    )
+    p.add_argument("--out-dir", type=Path, default=Path("demo-out"))
+    p.add_argument("--carrier", choices=CARRIER_CHOICES, default="slide")
+    p.add_argument("--profile", choices=("wide", "narrow"), default="wide")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--frame-scale", type=float, default=1.0)
+    _pipeline_options(p, carrier=False)
+
+    p = sub.add_parser(
+        "serve",
+        help="run a gRPC service (ControlService on the embedded pipeline)",
+        description="Serve the LIMS-facing ControlService over gRPC with the embedded pipeline "
+        "in this process.",
+    )
+    p.add_argument("service", choices=("control",))
+    p.add_argument("--grpc", default="127.0.0.1:50051", help="listen address host:port")
+    p.add_argument(
+        "--bundle-root",
+        type=Path,
+        help="only bundles under this directory may be named in StartSession",
+    )
+    _pipeline_options(p, carrier=False)
+    return parser
+
+
+def _pipeline_options(p: argparse.ArgumentParser, *, carrier: bool = True) -> None:
+    p.add_argument(
+        "--method",
+        choices=[m.value for m in Method],
+        help="coarse: selection on coarse data then identification of the selected "
+        "crops (default); classical: the full-resolution classical baseline",
+    )
+    p.add_argument("--top-k", type=int, help="identify at most K regions per frame (0: all)")
+    p.add_argument("--coarse-factor", type=int, help="coarse data reduction (default 8)")
+    if carrier:
+        p.add_argument(
+            "--carrier",
+            choices=CARRIER_CHOICES,
+            help="override the bundle's carrier (default: manifest, else recognised)",
+        )
+
+
+def _settings(ns: argparse.Namespace) -> Settings:
+    try:
+        return Settings.from_env(
+            method=getattr(ns, "method", None),
+            top_k=getattr(ns, "top_k", None),
+            coarse_factor=getattr(ns, "coarse_factor", None),
+            log_format=ns.log_format,
+            log_level=ns.log_level,
+        )
+    except ValueError as exc:
+        raise InputError("settings", "", str(exc)) from None
+
+
+def cmd_simulate(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout.acquire.simulator import simulate
+
+    if ns.frame_scale <= 0 or ns.frame_scale > 1:
+        raise InputError("simulate", "--frame-scale", "must be in (0, 1]")
+    out = simulate(
+        ns.out,
+        carrier=ns.carrier,
+        profile=ns.profile,
+        seed=ns.seed,
+        difficulty=ns.difficulty,
+        image_format=ns.image_format,
+        frame_scale=ns.frame_scale,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(f"wrote {out}/ ({len(manifest['frames'])} frames, ground_truth.json)")
+    return 0
+
+
+def _localize(bundle_path: Path, ns: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from samplescout.acquire.sources import BundleSource
+    from samplescout.app import EmbeddedPipeline
+    from samplescout.bundle import open_bundle
+
+    bundle = open_bundle(bundle_path)
+    pipeline = EmbeddedPipeline(settings=settings)
+    return pipeline.run(BundleSource(bundle), carrier=getattr(ns, "carrier", None))
+
+
+def _summary(result: dict[str, Any]) -> str:
+    lines = [f"carrier: {result['carrier']}, {len(result['samples'])} samples"]
+    for s in result["samples"]:
+        size = "x".join(f"{v:.2f}" for v in s["size_mm"])
+        lines.append(
+            f"  {s['element']} {s.get('label', '')}: {s['shape']} centre "
+            f"({s['center_mm'][0]:.3f}, {s['center_mm'][1]:.3f}) mm, size {size} mm, "
+            f"angle {s['angle_deg']:.2f} deg, confidence {s['confidence']:.2f}"
+        )
+    st = result["stats"]
+    if st.get("full_res_pixels"):
+        share = 100.0 * st.get("full_res_pixels_read", 0) / st["full_res_pixels"]
+        lines.append(
+            f"stats: {st['frames']} frames, read {share:.1f}% of full-res pixels, "
+            f"{st.get('seconds', 0):.2f} s"
+        )
+    return "\n".join(lines)
+
+
+def cmd_localize(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout.atomic import write_json_atomic
+    from samplescout.bundle import open_bundle
+    from samplescout.overlay import write_overlay
+
+    result = _localize(ns.bundle, ns, settings)
+    write_json_atomic(ns.out, result)
+    if ns.overlay:
+        write_overlay(ns.overlay, open_bundle(ns.bundle, check_images=False), result)
+    print(_summary(result))
+    print(f"wrote {ns.out}" + (f" and {ns.overlay}" if ns.overlay else ""))
+    return 0
+
+
+def cmd_demo(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout.acquire.simulator import simulate
+    from samplescout.atomic import write_json_atomic
+    from samplescout.bundle import open_bundle
+    from samplescout.geometry import polygon_iou
+    from samplescout.overlay import write_overlay
+
+    out: Path = ns.out_dir
+    bundle_dir = simulate(
+        out / "bundle",
+        carrier=ns.carrier,
+        profile=ns.profile,
+        seed=ns.seed,
+        frame_scale=ns.frame_scale,
+    )
+    print(f"simulated {ns.carrier} holder ({ns.profile} camera) in {bundle_dir}/")
+    result = _localize(bundle_dir, ns, settings)
+    write_json_atomic(out / "result.json", result)
+    write_overlay(out / "overlay.png", open_bundle(bundle_dir, check_images=False), result)
+    print(_summary(result))
+    truth = json.loads((bundle_dir / "ground_truth.json").read_text())
+    found = 0
+    for gt in truth["samples"]:
+        best = max((polygon_iou(gt["polygon_mm"], s["polygon_mm"]) for s in result["samples"]), default=0.0)
+        found += best >= 0.5
+        print(f"  truth {gt['element']} {gt.get('label', '')}: best IoU {best:.3f}")
+    print(f"found {found} of {len(truth['samples'])} samples (IoU >= 0.5)")
+    print(f"wrote {out / 'result.json'} and {out / 'overlay.png'}")
+    return 0
+
+
+def cmd_serve(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout.app import EmbeddedPipeline, SessionManager
+    from samplescout.control.server import serve_control
+
+    runner = SessionManager(EmbeddedPipeline(settings=settings), bundle_root=ns.bundle_root)
+    serve_control(runner, address=ns.grpc)
+    return 0
+
+
+COMMANDS = {
+    "simulate": cmd_simulate,
+    "localize": cmd_localize,
+    "demo": cmd_demo,
+    "serve": cmd_serve,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = _settings(ns)
+        from samplescout.logs import configure_logging
+
+        configure_logging(settings.log_format, settings.log_level)
+        return COMMANDS[ns.command](ns, settings)
+    except SampleScoutError as exc:
+        print(f"samplescout: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("samplescout: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"samplescout: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

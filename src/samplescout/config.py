@@ -1,0 +1,81 @@
+"""Typed settings, read from the environment only at the entry point."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from enum import Enum
+from typing import Any
+
+ENV_PREFIX = "SAMPLESCOUT_"
+
+
+class Method(str, Enum):
+    """How regions are chosen for identification."""
+
+    #: Selection on coarse data, identification of the selected full-res crops only.
+    COARSE = "coarse"
+    #: Classical full-resolution baseline: every tile of every frame is identified.
+    CLASSICAL = "classical"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Pipeline settings.
+
+    Parameters
+    ----------
+    redis_url
+        ``None`` runs the embedded default (in-memory bus, one process).
+    method
+        :class:`Method` value.
+    coarse_factor
+        Reduction of the coarse data the selection stage sees.
+    top_k
+        Identify at most this many regions per frame, highest probability first (0: all).
+    log_format
+        ``console`` or ``json``.
+    """
+
+    redis_url: str | None = None
+    method: Method = Method.COARSE
+    coarse_factor: int = 8
+    top_k: int = 0
+    log_format: str = "console"
+    log_level: str = "warning"
+
+    def __post_init__(self) -> None:
+        if self.coarse_factor < 1 or self.coarse_factor > 64:
+            raise ValueError("coarse_factor must be between 1 and 64")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0")
+        if self.log_format not in ("console", "json"):
+            raise ValueError("log_format must be 'console' or 'json'")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``SAMPLESCOUT_*`` variables; ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "method" in values:
+            values["method"] = Method(values["method"])
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _convert(name: str, raw: str) -> Any:
+    if name in ("coarse_factor", "top_k"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be an integer, not {raw!r}") from None
+    return raw

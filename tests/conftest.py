@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_REDIS = ("127.0.0.1", 6379)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Redis: the machine's shared one, else a private ``redis-server``.
+
+    Fails (never skips) when neither is available, so CI cannot go green silently.
+    """
+    if _answers(*SHARED_REDIS):
+        yield f"redis://{SHARED_REDIS[0]}:{SHARED_REDIS[1]}/15"
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("no Redis answers on 127.0.0.1:6379 and redis-server is not installed")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers("127.0.0.1", port):
+            if time.monotonic() > deadline:
+                pytest.fail(f"private redis-server on port {port} did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def easy_wide_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An easy simulated slide holder seen by the wide camera (reduced frame size)."""
+    from samplescout.acquire.simulator import simulate
+
+    return simulate(
+        tmp_path_factory.mktemp("sim") / "wide-slide",
+        carrier="slide",
+        profile="wide",
+        seed=3,
+        difficulty="easy",
+        frame_scale=0.5,
+    )
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text())
