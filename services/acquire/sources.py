@@ -54,9 +54,7 @@ class BundleSource:
         for spec in self._bundle.manifest.frames:
             t0 = time.perf_counter()
             image = self._bundle.read_image(spec.index)
-            yield AcquiredFrame(
-                spec.index, image, spec.pose, spec.file, time.perf_counter() - t0
-            )
+            yield AcquiredFrame(spec.index, image, spec.pose, spec.file, time.perf_counter() - t0)
 
 
 class FramesSource:

@@ -15,23 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from samplescout import bus as streams
+from samplescout.acquire.drivers import MicroscopeSource, open_microscope
 from samplescout.acquire.sources import BundleSource, FrameSource, FramesSource
 from samplescout.acquire.worker import AcquireWorker
+from samplescout.bundle import open_bundle
 from samplescout.bus import InMemoryBus
 from samplescout.config import Method, Settings
 from samplescout.contracts import CARRIER_TO_PROTO
-from samplescout.bundle import open_bundle
 from samplescout.errors import InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore
 from samplescout.fuse.worker import FuseWorker, result_key, state_key
 from samplescout.identify.base import Identifier
 from samplescout.identify.classical import ClassicalIdentifier
+from samplescout.identify.worker import IdentifyWorker
 from samplescout.logs import get_logger
 from samplescout.select.base import Selector
 from samplescout.select.classical import ClassicalSelector
 from samplescout.select.full_frame import FullFrameSelector
 from samplescout.select.worker import SelectWorker
-from samplescout.identify.worker import IdentifyWorker
 from samplescout.sessions import EventLog, InMemoryStateStore, SessionRequest, SessionState
 from samplescout.v1 import pipeline_pb2
 
@@ -227,9 +228,7 @@ class SessionManager:
                 raise InputError("request", "bundle_path", "outside the server's bundle root")
             return BundleSource(open_bundle(path))
         if request.microscope:
-            raise InputError(
-                "request", "microscope.address", f"unsupported microscope {request.microscope!r}"
-            )
+            return MicroscopeSource(open_microscope(request.microscope))
         if request.frames:
             return FramesSource(request.frames, carrier=request.carrier, context=request.context)
         raise InputError("request", "source", "give a bundle path, a microscope or frames")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -117,7 +117,9 @@ def parse_manifest(raw: Any, label: str, root: Path | None = None) -> Manifest:
         raise InputError(label, "version", f"unknown version {version} (supported: 1)")
     carrier = raw.get("carrier")
     if carrier is not None and carrier not in CARRIERS:
-        raise InputError(label, "carrier", f"unknown carrier {carrier!r} (one of {', '.join(CARRIERS)})")
+        raise InputError(
+            label, "carrier", f"unknown carrier {carrier!r} (one of {', '.join(CARRIERS)})"
+        )
     context = raw.get("context", {}) or {}
     if not isinstance(context, Mapping):
         raise InputError(label, "context", "must be an object")
@@ -169,8 +171,10 @@ def _parse_frame(i: int, raw: Any, label: str, root: Path | None) -> FrameSpec:
 
 
 def _check_relative(file: str, label: str, fld: str, root: Path | None) -> None:
-    if PurePosixPath(file).is_absolute() or PureWindowsPath(file).is_absolute() or file.startswith(
-        ("/", "\\")
+    if (
+        PurePosixPath(file).is_absolute()
+        or PureWindowsPath(file).is_absolute()
+        or file.startswith(("/", "\\"))
     ):
         raise InputError(label, fld, f"absolute path {file!r} not allowed")
     parts = PurePosixPath(file.replace("\\", "/")).parts
@@ -195,7 +199,9 @@ def probe_image_file(path: Path, label: str, fld: str) -> tuple[int, int]:
             width, height = im.size
             fmt = im.format
     except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError):
-        raise InputError(label, fld, f"{path.name!r} is not a readable PNG, JPEG or TIFF image") from None
+        raise InputError(
+            label, fld, f"{path.name!r} is not a readable PNG, JPEG or TIFF image"
+        ) from None
     except OSError as exc:
         raise InputError(label, fld, f"cannot read {path.name!r} ({exc})") from None
     if fmt not in ("PNG", "JPEG", "TIFF"):
@@ -247,7 +253,7 @@ def decode_image_file(path: Path, label: str, fld: str) -> np.ndarray:
 
 def write_bundle(
     out: str | os.PathLike[str],
-    frames: Sequence[tuple[np.ndarray, Pose]],
+    frames: Iterable[tuple[np.ndarray, Pose]],
     *,
     carrier: str | None = None,
     context: Mapping[str, str] | None = None,
@@ -255,6 +261,8 @@ def write_bundle(
     extra_files: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a bundle atomically (the directory appears only when complete).
+
+    ``frames`` may be a generator: each frame is written as soon as it is produced.
 
     ``extra_files`` maps file names to JSON-serialisable objects written beside the
     manifest (e.g. the simulator's ``ground_truth.json``).

@@ -222,7 +222,9 @@ def cmd_demo(ns: argparse.Namespace, settings: Settings) -> int:
     truth = json.loads((bundle_dir / "ground_truth.json").read_text())
     found = 0
     for gt in truth["samples"]:
-        best = max((polygon_iou(gt["polygon_mm"], s["polygon_mm"]) for s in result["samples"]), default=0.0)
+        best = max(
+            (polygon_iou(gt["polygon_mm"], s["polygon_mm"]) for s in result["samples"]), default=0.0
+        )
         found += best >= 0.5
         print(f"  truth {gt['element']} {gt.get('label', '')}: best IoU {best:.3f}")
     print(f"found {found} of {len(truth['samples'])} samples (IoU >= 0.5)")

@@ -77,5 +77,7 @@ def _convert(name: str, raw: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be an integer, not {raw!r}") from None
+            raise ValueError(
+                f"{ENV_PREFIX}{name.upper()} must be an integer, not {raw!r}"
+            ) from None
     return raw

@@ -112,9 +112,7 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, i
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
 
 
-def write_overlay(
-    path: str | os.PathLike[str], bundle: Bundle, result: Mapping[str, Any]
-) -> None:
+def write_overlay(path: str | os.PathLike[str], bundle: Bundle, result: Mapping[str, Any]) -> None:
     ok, data = cv2.imencode(".png", render_overlay(bundle, result))
     if not ok:
         raise OSError(f"could not encode overlay for {path}")

@@ -105,13 +105,9 @@ class EventLog:
         while True:
             with self._cond:
                 deadline = None if timeout_s is None else time.monotonic() + timeout_s
-
-                def ready() -> bool:
-                    return len(self._events.get(session_id, [])) > seen or bool(
-                        stop and stop.is_set()
-                    )
-
-                while not ready():
+                while len(self._events.get(session_id, [])) <= seen and not (
+                    stop is not None and stop.is_set()
+                ):
                     remaining = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
                     if remaining <= 0:
                         return
