@@ -60,7 +60,11 @@ BAD = [
     ("missing", lambda d: d["frames"][1].update(file="nope.png"), "frames[1].file"),
     ("zero ps", lambda d: d["frames"][1].update(pixel_size_mm=0), "frames[1].pixel_size_mm"),
     ("negative ps", lambda d: d["frames"][0].update(pixel_size_mm=-0.1), "frames[0].pixel_size_mm"),
-    ("nan", lambda d: d["frames"][1].update(center_mm=[float("nan"), 1.0]), "frames[1].center_mm[0]"),
+    (
+        "nan",
+        lambda d: d["frames"][1].update(center_mm=[float("nan"), 1.0]),
+        "frames[1].center_mm[0]",
+    ),
     ("inf", lambda d: d["frames"][0].update(rotation_deg=float("inf")), "frames[0].rotation_deg"),
     ("string", lambda d: d["frames"][0].update(pixel_size_mm="0.1"), "frames[0].pixel_size_mm"),
     ("carrier", lambda d: d.update(carrier="teapot"), "carrier"),
@@ -92,7 +96,7 @@ def test_zero_size_image(bundle: Path) -> None:
 
 def test_not_json(bundle: Path) -> None:
     (bundle / "manifest.json").write_text("{not json")
-    with pytest.raises(InputError, match="manifest.json: not valid JSON"):
+    with pytest.raises(InputError, match=r"manifest\.json: not valid JSON"):
         open_bundle(bundle)
 
 

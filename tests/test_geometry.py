@@ -57,6 +57,8 @@ def test_rectangle_polygon_and_iou() -> None:
     assert polygon_iou(circle_polygon((0, 0), 2.0), circle_polygon((5, 5), 2.0)) == 0.0
 
 
-@pytest.mark.parametrize(("angle", "expected"), [(0, 0), (90, 90), (-90, 90), (135, -45), (-100, 80), (270, 90)])
+@pytest.mark.parametrize(
+    ("angle", "expected"), [(0, 0), (90, 90), (-90, 90), (135, -45), (-100, 80), (270, 90)]
+)
 def test_normalize_angle(angle: float, expected: float) -> None:
     assert normalize_angle_deg(angle) == pytest.approx(expected)

@@ -43,9 +43,7 @@ def test_buf_standard_conventions() -> None:
             assert all(v.startswith(prefix) for v, _ in values), enum
         for service in re.findall(r"service (\w+) \{", text):
             assert service.endswith("Service")
-        for rpc, req, resp in re.findall(
-            r"rpc (\w+)\((\w+)\) returns \((?:stream )?(\w+)\)", text
-        ):
+        for rpc, req, resp in re.findall(r"rpc (\w+)\((\w+)\) returns \((?:stream )?(\w+)\)", text):
             assert req == f"{rpc}Request" and resp == f"{rpc}Response", rpc
 
 

@@ -9,8 +9,8 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from samplescout.control.servicer import ControlServicer
+
 from samplescout.logs import get_logger
 from samplescout.sessions import SessionRunner
 from samplescout.v1 import control_pb2, control_pb2_grpc

@@ -40,9 +40,7 @@ def invalid_argument(context: grpc.ServicerContext, exc: InputError) -> None:
             ]
         )
     )
-    status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=str(exc), details=[detail]
-    )
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(exc), details=[detail])
     context.abort_with_status(rpc_status.to_status(status))
 
 
@@ -68,7 +66,11 @@ def result_to_proto(doc: dict[str, object]) -> types_pb2.LocalizationResult:
             sample.occupied = s["occupied"]
     plate = doc.get("plate")
     if isinstance(plate, dict):
-        msg.plate.wells, msg.plate.rows, msg.plate.cols = plate["wells"], plate["rows"], plate["cols"]
+        msg.plate.wells, msg.plate.rows, msg.plate.cols = (
+            plate["wells"],
+            plate["rows"],
+            plate["cols"],
+        )
         msg.plate.a1_center_mm.x, msg.plate.a1_center_mm.y = plate["a1_center_mm"]
         msg.plate.rotation_deg = plate["rotation_deg"]
         msg.plate.well_spacing_mm.x, msg.plate.well_spacing_mm.y = plate["well_spacing_mm"]

@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from google.protobuf import json_format
-
-from samplescout.contracts import PROTO_TO_CARRIER, Structure
 from samplescout.fuse.localize import localize
 from samplescout.fuse.state import FuseState
+
+from samplescout.contracts import PROTO_TO_CARRIER, Structure
 from samplescout.result import assemble_result
 from samplescout.sessions import EventSink, StateStore
 from samplescout.v1 import pipeline_pb2

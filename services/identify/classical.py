@@ -79,6 +79,9 @@ class ClassicalIdentifier:
     line_half_width_px
         Inlier distance to a line: wide enough to take both flanks of a thin line, whose
         centre is then fitted.
+    vote_spread_deg
+        Each edge pixel votes for line directions within this many degrees of its
+        gradient direction: wide enough for the angle noise of faint edges.
     strong_contrast
         Grey-level step above which a straight edge counts as ``sample_carrier_edge``
         (slide / plate edges are bold; cover-glass edges are faint).
@@ -98,18 +101,19 @@ class ClassicalIdentifier:
         self,
         *,
         sigma: float = 1.2,
-        z_low: float = 3.0,
-        z_high: float = 5.5,
+        z_low: float = 2.5,
+        z_high: float = 4.0,
         min_support: int = 24,
         max_per_region: int = 2,
         line_tolerance_px: float = 1.6,
         line_half_width_px: float = 3.0,
+        vote_spread_deg: int = 10,
         strong_contrast: float = 0.12,
         well_max_diameter_mm: float = 9.0,
         max_radius_mm: float = 40.0,
         top_k: int | None = None,
         min_region_probability: float = 0.0,
-        noise_floor: float = 1e-3,
+        noise_floor: float = 1e-5,
     ) -> None:
         self.sigma = sigma
         self.z_low = z_low
@@ -118,6 +122,7 @@ class ClassicalIdentifier:
         self.max_per_region = max_per_region
         self.line_tolerance_px = line_tolerance_px
         self.line_half_width_px = line_half_width_px
+        self.vote_spread_deg = vote_spread_deg
         self.strong_contrast = strong_contrast
         self.well_max_diameter_mm = well_max_diameter_mm
         self.max_radius_mm = max_radius_mm
@@ -164,18 +169,20 @@ class ClassicalIdentifier:
         dx = np.clip(gx * scale, -32767, 32767).astype(np.int16)
         dy = np.clip(gy * scale, -32767, 32767).astype(np.int16)
         canny = cv2.Canny(dx, dy, self.z_low * 100.0, self.z_high * 100.0, L2gradient=True)
+        _, chains = cv2.connectedComponents(canny, connectivity=8)
         ys, xs = np.nonzero(canny)
         if len(xs) < self.min_support:
             return []
         pts = np.stack([xs, ys], axis=1).astype(np.float64)
         theta = np.arctan2(gy[ys, xs], gx[ys, xs]).astype(np.float64)
+        chain = chains[ys, xs]
         z = mag[ys, xs].astype(np.float64) / noise
         edges: list[_Edge] = []
         alive = np.ones(len(pts), dtype=bool)
         for _ in range(self.max_per_region):
             if alive.sum() < self.min_support:
                 break
-            edge, used = self._best_edge(pts, theta, z, alive, w, h)
+            edge, used = self._best_edge(pts, theta, z, chain, alive, w, h)
             alive &= ~used
             if edge is None:
                 break
@@ -188,28 +195,32 @@ class ClassicalIdentifier:
         pts: np.ndarray,
         theta: np.ndarray,
         z: np.ndarray,
+        chain: np.ndarray,
         alive: np.ndarray,
         w: int,
         h: int,
     ) -> tuple[_Edge | None, np.ndarray]:
         idx = np.nonzero(alive)[0]
         p, th = pts[idx], theta[idx]
-        # Orientation-constrained Hough: 1 deg x 1 px bins, each pixel votes +-2 deg
-        # around its own gradient direction (folded to [0, 180)).
+        # Orientation-constrained Hough, 1 deg x 1 px bins: each pixel votes only within
+        # +-vote_spread_deg of its own gradient direction (folded to [0, 180); the angle
+        # axis runs past both ends so lines near the fold do not split their votes).
+        spread = self.vote_spread_deg
         deg = np.mod(np.degrees(th), 180.0)
-        bins = (np.round(deg).astype(np.int64)[:, None] + np.arange(-2, 3)[None, :]) % 180
+        bins = (np.round(deg).astype(np.int64) % 180)[:, None] + np.arange(-spread, spread + 1)[None, :]
         rad = np.radians(bins.astype(np.float64))
         rho = p[:, 0:1] * np.cos(rad) + p[:, 1:2] * np.sin(rad)
         diag = math.hypot(w, h)
         nr = int(2 * diag) + 3
         ri = np.round(rho + diag + 1).astype(np.int64)
-        acc = np.bincount((bins * nr + ri).ravel(), minlength=180 * nr).reshape(180, nr)
+        na = 180 + 2 * spread
+        acc = np.bincount(((bins + spread) * nr + ri).ravel(), minlength=na * nr).reshape(na, nr)
         # Both flanks of a thin bright/dark line vote a few px apart: pool them into one peak.
-        acc = cv2.blur(acc.astype(np.float32), (5, 1), borderType=cv2.BORDER_CONSTANT)
+        acc = cv2.boxFilter(acc.astype(np.float32), -1, (5, 1), normalize=False)
         peak = int(np.argmax(acc))
-        if acc.flat[peak] < self.min_support // 2:
+        if acc.flat[peak] < self.min_support:
             return None, np.zeros(len(pts), dtype=bool)
-        a = math.radians(peak // nr)
+        a = math.radians(peak // nr - spread)
         r = peak % nr - diag - 1
         normal = np.array([math.cos(a), math.sin(a)])
         line = self._fit_line(pts, theta, alive, normal, r)
@@ -217,7 +228,7 @@ class ClassicalIdentifier:
             return None, np.zeros(len(pts), dtype=bool)
         normal, r, inl = line
         best = self._line_edge(pts, z, inl, normal, r)
-        circle = self._grow_circle(pts, theta, alive, inl)
+        circle = self._grow_circle(pts, theta, chain, alive, inl)
         if circle is not None:
             (cx, cy, rad_px), cin = circle
             span = self._chord(pts[cin])
@@ -243,7 +254,7 @@ class ClassicalIdentifier:
         for tol in (4.0, self.line_half_width_px):
             dist = pts @ normal - r
             cosang = np.abs(np.cos(theta) * normal[0] + np.sin(theta) * normal[1])
-            inl = alive & (np.abs(dist) <= tol) & (cosang >= math.cos(math.radians(15.0)))
+            inl = alive & (np.abs(dist) <= tol) & (cosang >= math.cos(math.radians(25.0)))
             if inl.sum() < 3:
                 return None
             q = pts[inl]
@@ -281,14 +292,22 @@ class ClassicalIdentifier:
         )
 
     def _grow_circle(
-        self, pts: np.ndarray, theta: np.ndarray, alive: np.ndarray, seed: np.ndarray
+        self,
+        pts: np.ndarray,
+        theta: np.ndarray,
+        chain: np.ndarray,
+        alive: np.ndarray,
+        seed: np.ndarray,
     ) -> tuple[tuple[float, float, float], np.ndarray] | None:
-        inl = seed
+        # Start from the whole edge chains the line's inliers lie on: an arc's chain runs
+        # on where it leaves the line's band, which pins the curvature down.
+        ids, counts = np.unique(chain[seed], return_counts=True)
+        inl = alive & np.isin(chain, ids[counts >= 5])
         circle: tuple[float, float, float] | None = None
         for tol in (6.0, 3.0, self.line_tolerance_px, self.line_tolerance_px):
             if inl.sum() < 8:
                 return None
-            circle = _fit_circle(pts[inl])
+            circle = fit_circle(pts[inl])
             if circle is None:
                 return None
             cx, cy, rad = circle
@@ -324,21 +343,28 @@ class ClassicalIdentifier:
 
     @staticmethod
     def _with_contrast(edge: _Edge, smooth: np.ndarray) -> _Edge:
-        """Grey-level step across the edge (3 px either side), median over its pixels."""
+        """Grey-level step or line height across the edge (4 px either side of its centre)."""
         p = edge.points
-        if edge.kind == "line" and edge.line is not None:
+        if edge.line is not None:
             x0, y0, x1, y1 = edge.line
             n = np.array([-(y1 - y0), x1 - x0])
-            n = np.broadcast_to(n / max(float(np.hypot(*n)), 1e-9), p.shape)
+            n = n / max(float(np.hypot(*n)), 1e-9)
+            c = p - ((p - np.array([x0, y0])) @ n)[:, None] * n
+            n = np.broadcast_to(n, p.shape)
         else:
             assert edge.circle is not None
-            d = p - np.array(edge.circle[:2])
+            cx, cy, rad = edge.circle
+            d = p - np.array([cx, cy])
             n = d / np.maximum(np.hypot(d[:, 0:1], d[:, 1:2]), 1e-9)
+            c = np.array([cx, cy]) + rad * n
         h, w = smooth.shape
-        a = np.clip(np.round(p + 3.0 * n), 0, [w - 1, h - 1]).astype(np.int64)
-        b = np.clip(np.round(p - 3.0 * n), 0, [w - 1, h - 1]).astype(np.int64)
-        c = np.clip(np.round(p), 0, [w - 1, h - 1]).astype(np.int64)
-        va, vb, vc = smooth[a[:, 1], a[:, 0]], smooth[b[:, 1], b[:, 0]], smooth[c[:, 1], c[:, 0]]
+        lim = np.array([w - 1, h - 1])
+
+        def sample(q: np.ndarray) -> np.ndarray:
+            ij = np.clip(np.round(q), 0, lim).astype(np.int64)
+            return smooth[ij[:, 1], ij[:, 0]]
+
+        va, vb, vc = sample(c + 4.0 * n), sample(c - 4.0 * n), sample(c)
         step = abs(float(np.median(va - vb)))
         ridge = abs(float(np.median(vc - 0.5 * (va + vb))))
         return _Edge(
@@ -355,7 +381,7 @@ class ClassicalIdentifier:
         self, region: Region, edge: _Edge, origin: np.ndarray, geometry: FrameGeometry
     ) -> Structure:
         ps = geometry.pose.pixel_size_mm
-        strength = 1.0 - math.exp(-max(edge.mean_z - 2.0, 0.0) / 3.0)
+        strength = 1.0 - math.exp(-max(edge.mean_z - 2.0, 0.0) / 1.5)
         probability = float(strength * (1.0 - math.exp(-edge.support / 40.0)))
         if edge.kind == "circle" and edge.circle is not None:
             cx, cy, rad = edge.circle
@@ -397,8 +423,10 @@ class ClassicalIdentifier:
         )
 
 
-def _fit_circle(p: np.ndarray) -> tuple[float, float, float] | None:
-    """Algebraic (Kasa) circle fit, centred for numerical stability."""
+def fit_circle(p: np.ndarray) -> tuple[float, float, float] | None:
+    """Algebraic (Kasa) circle fit of points ``(n, 2)``, centred for numerical stability."""
+    if len(p) < 3:
+        return None
     c = p.mean(axis=0)
     q = p - c
     a = np.column_stack([q[:, 0], q[:, 1], np.ones(len(q))])

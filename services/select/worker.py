@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from samplescout.select.base import Selector
+
 from samplescout import bus as streams
 from samplescout.bus import Bus
 from samplescout.contracts import pose_from_proto
 from samplescout.framestore import FrameStore
 from samplescout.geometry import FrameGeometry
-from samplescout.select.base import Selector
 from samplescout.sessions import EventSink
 from samplescout.v1 import pipeline_pb2
 

@@ -32,3 +32,7 @@ def configure_logging(fmt: str = "console", level: str = "warning") -> None:
 
 def get_logger(**bound: object) -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger().bind(**bound)  # type: ignore[no-any-return]
+
+
+# Quiet by default for library use; entry points call configure_logging() again.
+configure_logging()

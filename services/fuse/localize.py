@@ -1,0 +1,588 @@
+"""Localization: from fused edges to slides, cover glasses and the SPEC section 3 result.
+
+Rectangles are proposed from pairs of parallel fused lines whose spacing is a standard
+dimension, placed along their length by perpendicular lines or by the pair's extent,
+and scored by how much of their four sides fused edges cover. The standard sizes make
+a rectangle from partial evidence unambiguous where they can, and scoring decides
+where they cannot (a 24 mm pair: 24 x 24 ... 24 x 60). Every greedy step runs over
+candidates sorted by score and then by geometry, so the answer never depends on the
+order structures arrived in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from samplescout.fuse.state import CircleSource, FuseState, LineSource, fuse_lines
+from samplescout.identify.classical import fit_circle
+from samplescout.geometry import (
+    circle_polygon,
+    normalize_angle_deg,
+    polygon_iou,
+    rectangle_polygon,
+)
+
+#: Cover-glass rectangles (mm), either orientation.
+COVER_GLASS_SIZES: tuple[tuple[float, float], ...] = (
+    (18.0, 18.0),
+    (22.0, 22.0),
+    (24.0, 24.0),
+    (24.0, 32.0),
+    (24.0, 40.0),
+    (24.0, 50.0),
+    (24.0, 60.0),
+)
+#: Round cover-glass diameters (mm) a measured diameter snaps to when close.
+COVER_GLASS_DIAMETERS: tuple[float, ...] = (10.0, 12.0, 13.0, 15.0, 16.0, 18.0, 20.0, 22.0, 25.0)
+SLIDE_SIZES: tuple[tuple[float, float], ...] = ((25.0, 75.0), (26.0, 76.0))
+
+EDGE_CLASSES = (
+    "straight_structure",
+    "straight_cover_glass_edge",
+    "sample_carrier_edge",
+    "plate_edge",
+    "sample_chamber_edge",
+    "holding_frame",
+    "spacer",
+    "polygonal_structure",
+    "polygonal_cover_glass_edge",
+)
+
+
+@dataclass
+class Rect:
+    """A rectangle hypothesis: centre, ``size = (w, h)``, angle in (-45, 45], score."""
+
+    center: tuple[float, float]
+    size: tuple[float, float]
+    angle_deg: float
+    score: float = 0.0
+    sides_seen: int = 0
+    lines: list[int] = field(default_factory=list)
+
+    def polygon(self) -> np.ndarray:
+        return rectangle_polygon(self.center, self.size, self.angle_deg)
+
+    def key(self) -> tuple[float, ...]:
+        return (-round(self.score, 9), round(self.center[0], 6), round(self.center[1], 6),
+                self.size[0], self.size[1])
+
+
+@dataclass(frozen=True)
+class LocalizeConfig:
+    """Tolerances of the rectangle and circle search (mm, degrees)."""
+
+    parallel_tol_deg: float = 2.5
+    dim_tol_mm: float = 0.6
+    side_tol_mm: float = 0.3
+    min_line_mm: float = 0.8
+    min_slide_score: float = 0.35
+    min_cover_score: float = 0.3
+    max_overlap_iou: float = 0.05
+    min_circle_span_deg: float = 100.0
+    circle_bin_mm: float = 0.2
+    tangent_tol_deg: float = 12.0
+    max_circles: int = 12
+    diameter_snap_mm: float = 0.4
+    min_pair_coverage_mm: float = 1.5
+    two_sided_score: float = 0.45
+    min_pair_probability: float = 0.25
+
+
+def localize(
+    state: FuseState, carrier: str | None, config: LocalizeConfig | None = None
+) -> dict[str, Any]:
+    """The SPEC section 3 parts ``carrier``, ``samples``, ``plate``, ``structures``, ``barcodes``.
+
+    ``carrier`` as given by the bundle (``None`` or ``"unknown"``: recognise it).
+    """
+    cfg = config or LocalizeConfig()
+    entries = state.sorted_structures()
+    line_entries = [e for e in entries if e["segment"] is not None]
+    lines = [ln for ln in fuse_lines(line_entries) if ln.length >= cfg.min_line_mm]
+    roles: dict[int, str] = {}
+
+    slides = _find_rectangles(lines, SLIDE_SIZES, cfg, cfg.min_slide_score, within=None)
+    for s in slides:
+        roles.update({i: "sample_carrier_edge" for i in s.lines})
+    # Cover glasses lie on a slide: with a slide found, only edges on it can be theirs.
+    free = [
+        i for i, ln in enumerate(lines)
+        if i not in roles and (not slides or _on_any(ln.endpoints.mean(axis=0), slides, -0.3))
+    ]
+    covers = _find_rectangles(
+        [lines[i] for i in free], COVER_GLASS_SIZES, cfg, cfg.min_cover_score, within=slides
+    )
+    for c in covers:
+        c.lines = [free[i] for i in c.lines]
+        roles.update({i: "straight_cover_glass_edge" for i in c.lines})
+    used_entries = {m for i in roles for m in lines[i].members}
+    chords = _chords(
+        [e for k, e in enumerate(line_entries) if k not in used_entries]
+        + [e for e in entries if e["arc"] is not None]
+    )
+    if slides:
+        chords = [c for c in chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
+    circles = _find_circles(
+        chords,
+        (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6),
+        [r.polygon() for r in covers],
+        cfg,
+    )
+
+    samples: list[dict[str, Any]] = []
+    for r in covers:
+        samples.append(
+            {
+                "element": "cover_glass",
+                "shape": "rectangle",
+                "center_mm": [float(r.center[0]), float(r.center[1])],
+                "size_mm": [float(r.size[0]), float(r.size[1])],
+                "angle_deg": float(r.angle_deg),
+                "polygon_mm": _poly(r.polygon()),
+                "confidence": float(min(1.0, r.score)),
+            }
+        )
+    for c in circles:
+        d = 2.0 * c.radius
+        snap = min(COVER_GLASS_DIAMETERS, key=lambda v: abs(v - d))
+        d = snap if abs(snap - d) <= cfg.diameter_snap_mm else d
+        samples.append(
+            {
+                "element": "cover_glass",
+                "shape": "circle",
+                "center_mm": [float(c.center[0]), float(c.center[1])],
+                "size_mm": [float(d)],
+                "angle_deg": 0.0,
+                "polygon_mm": _poly(circle_polygon(c.center, d)),
+                "confidence": float(c.probability),
+            }
+        )
+    samples.sort(key=lambda s: (round(s["center_mm"][0], 6), round(s["center_mm"][1], 6)))
+    for k, s in enumerate(samples, start=1):
+        s["label"] = str(k)
+
+    if carrier in (None, "unknown"):
+        carrier = "slide" if slides or samples else "unknown"
+    return {
+        "carrier": carrier,
+        "samples": samples,
+        "plate": None,
+        "structures": _structures(lines, circles, roles, entries),
+        "barcodes": [],
+    }
+
+
+def _on_any(p: np.ndarray, rects: list[Rect], margin: float) -> bool:
+    """Whether point ``p`` lies in one of ``rects`` grown by ``margin`` mm (negative: shrunk)."""
+    for r in rects:
+        a = math.radians(r.angle_deg)
+        d = np.asarray(p) - np.asarray(r.center)
+        lx = d[0] * math.cos(a) + d[1] * math.sin(a)
+        ly = -d[0] * math.sin(a) + d[1] * math.cos(a)
+        if abs(lx) <= r.size[0] / 2 + margin and abs(ly) <= r.size[1] / 2 + margin:
+            return True
+    return False
+
+
+def _poly(p: np.ndarray) -> list[list[float]]:
+    return [[float(x), float(y)] for x, y in p]
+
+
+class _Lines:
+    """Fused lines as arrays, for vectorised tests against many hypotheses."""
+
+    def __init__(self, lines: list[LineSource]) -> None:
+        self.items = lines
+        n = len(lines)
+        self.angle = np.array([ln.angle_deg for ln in lines], dtype=np.float64).reshape(n)
+        self.ends = np.array([ln.endpoints for ln in lines], dtype=np.float64).reshape(n, 2, 2)
+        self.mid = self.ends.mean(axis=1)
+        self.length = np.array([ln.length for ln in lines], dtype=np.float64).reshape(n)
+        self.coverage = np.array([ln.coverage_mm for ln in lines], dtype=np.float64).reshape(n)
+        self.prob = np.array([ln.probability for ln in lines], dtype=np.float64).reshape(n)
+        self.weight = self.prob * np.minimum(1.0, self.coverage / np.maximum(self.length, 1e-9))
+
+    def angle_diff(self, angle: float) -> np.ndarray:
+        d = np.abs((self.angle - angle) % 180.0)
+        return np.minimum(d, 180.0 - d)
+
+
+def _find_rectangles(
+    lines: list[LineSource],
+    sizes: tuple[tuple[float, float], ...],
+    cfg: LocalizeConfig,
+    min_score: float,
+    within: list[Rect] | None,
+) -> list[Rect]:
+    """Greedy non-overlapping rectangles of the given standard sizes, best evidence first."""
+    arr = _Lines(lines)
+    hyps = _rect_hypotheses(arr, sizes, cfg)
+    if within:
+        hyps = [h for h in hyps if _inside_any(h, within)]
+    hyps = [_refine(h, arr, cfg) for h in hyps]
+    hyps.sort(key=Rect.key)
+    chosen: list[Rect] = []
+    for h in hyps:
+        if h.score < min_score or h.sides_seen < 3 and h.score < cfg.two_sided_score:
+            continue
+        hp = h.polygon()
+        if any(polygon_iou(hp, c.polygon()) > cfg.max_overlap_iou for c in chosen):
+            continue
+        chosen.append(h)
+    return chosen
+
+
+def _inside_any(h: Rect, outers: list[Rect]) -> bool:
+    hp = h.polygon()
+    area = h.size[0] * h.size[1]
+    for o in outers:
+        iou = polygon_iou(hp, o.polygon())
+        oarea = o.size[0] * o.size[1]
+        inter = iou * (area + oarea) / (1.0 + iou)
+        if inter >= 0.9 * area:
+            return True
+    return False
+
+
+def _rect_hypotheses(
+    arr: _Lines, sizes: tuple[tuple[float, float], ...], cfg: LocalizeConfig
+) -> list[Rect]:
+    """Rectangles proposed by parallel pairs at a standard spacing (see module docstring)."""
+    dims = np.array(sorted({d for s in sizes for d in s}))
+    partners: dict[float, list[float]] = {}
+    for a, b in sizes:
+        partners.setdefault(a, []).append(b)
+        if a != b:
+            partners.setdefault(b, []).append(a)
+    strong = np.nonzero((arr.coverage >= cfg.min_pair_coverage_mm) & (arr.prob >= cfg.min_pair_probability))[0]
+    rad = np.radians(arr.angle)
+    u_all = np.stack([np.cos(rad), np.sin(rad)], axis=1)
+    nv_all = np.stack([-u_all[:, 1], u_all[:, 0]], axis=1)
+    hyps: dict[tuple[float, ...], Rect] = {}
+    for a_i, i in enumerate(strong):
+        rest = strong[a_i + 1 :]
+        if len(rest) == 0:
+            break
+        par = arr.angle_diff(arr.angle[i])[rest] <= cfg.parallel_tol_deg
+        sep = np.abs((arr.mid[rest] - arr.mid[i]) @ nv_all[i])
+        near = np.min(np.abs(sep[:, None] - dims[None, :]), axis=1) <= cfg.dim_tol_mm
+        for j in rest[par & near]:
+            uj = u_all[j] if float(u_all[i] @ u_all[j]) >= 0 else -u_all[j]
+            u = u_all[i] * arr.coverage[i] + uj * arr.coverage[j]
+            u /= np.linalg.norm(u)
+            nv = np.array([-u[1], u[0]])
+            s_ij = abs(float((arr.mid[j] - arr.mid[i]) @ nv))
+            mid_off = 0.5 * float((arr.mid[i] + arr.mid[j]) @ nv)
+            ends = np.concatenate([arr.ends[i] @ u, arr.ends[j] @ u])
+            t_lo, t_hi = float(ends.min()), float(ends.max())
+            perp_mask = (np.abs(arr.angle_diff(arr.angle[i]) - 90.0) <= cfg.parallel_tol_deg) & (
+                np.abs(arr.mid @ nv - mid_off) <= s_ij / 2 + 1.0
+            )
+            perp = arr.mid[perp_mask] @ u
+            for d in dims[np.abs(s_ij - dims) <= cfg.dim_tol_mm]:
+                for e in partners[float(d)]:
+                    centres = {0.5 * (t_lo + t_hi), t_lo + e / 2, t_hi - e / 2}
+                    for t in perp[(perp > t_lo - e - 1.0) & (perp < t_hi + e + 1.0)]:
+                        centres.update((float(t) + e / 2, float(t) - e / 2))
+                    for tc in sorted(centres):
+                        if tc - e / 2 > t_lo + 2.0 or tc + e / 2 < t_hi - 2.0:
+                            continue  # the pair's own edges would run past the rectangle's end
+                        rect = _make_rect(mid_off * nv + tc * u, u, along=e, across=float(d))
+                        key = (round(rect.center[0] * 4), round(rect.center[1] * 4), *rect.size)
+                        hyps.setdefault(key, rect)
+    return [hyps[k] for k in sorted(hyps)]
+
+
+def _make_rect(center: np.ndarray, u: np.ndarray, along: float, across: float) -> Rect:
+    """Rectangle with sides ``along`` in direction ``u`` and ``across`` perpendicular,
+    written with its angle in (-45, 45] so that ``w`` lies along the turned x axis."""
+    angle = normalize_angle_deg(math.degrees(math.atan2(u[1], u[0])))
+    w, h = along, across
+    if angle > 45.0:
+        angle, w, h = angle - 90.0, across, along
+    elif angle <= -45.0:
+        angle, w, h = angle + 90.0, across, along
+    return Rect(center=(float(center[0]), float(center[1])), size=(w, h), angle_deg=angle)
+
+
+def _score(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Score ``rect`` in place: mean over its four sides of the fraction covered by fused
+    edges (weighted by probability), less edges running on past its corners. Returns,
+    per side, the indices of the matched lines and their offsets from the side (mm,
+    along the side's left normal)."""
+    poly = rect.polygon()
+    total, seen, used = 0.0, 0, set()
+    matched: list[tuple[np.ndarray, np.ndarray]] = []
+    for k in range(4):
+        a, b = poly[k], poly[(k + 1) % 4]
+        length = float(np.linalg.norm(b - a))
+        u = (b - a) / length
+        nv = np.array([-u[1], u[0]])
+        rel = arr.ends - a
+        offs = rel @ nv
+        t = np.sort(rel @ u, axis=1)
+        lo, hi = np.maximum(t[:, 0], 0.0), np.minimum(t[:, 1], length)
+        ok = (
+            (arr.angle_diff(math.degrees(math.atan2(u[1], u[0]))) <= cfg.parallel_tol_deg)
+            & (np.abs(offs).max(axis=1) <= cfg.side_tol_mm + 0.005 * arr.length)
+            & (hi > lo)
+        )
+        idx = np.nonzero(ok)[0]
+        w = arr.weight[idx]
+        overflow = float(
+            (w * (np.maximum(-t[idx, 0] - 1.0, 0.0) + np.maximum(t[idx, 1] - length - 1.0, 0.0))).sum()
+        )
+        union = _weighted_union(list(zip(lo[idx].tolist(), hi[idx].tolist(), w.tolist(), strict=True)))
+        cover = max(0.0, union - 0.5 * overflow) / length
+        total += cover
+        seen += cover > 0.15
+        matched.append((idx, offs[idx].mean(axis=1)))
+        used.update(idx.tolist())
+    rect.score = total / 4.0
+    rect.sides_seen = seen
+    rect.lines = sorted(used)
+    return matched
+
+
+def _refine(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> Rect:
+    """Move ``rect`` (size kept) onto the fused edges that matched its sides, then rescore."""
+    matched = _score(rect, arr, cfg)
+    poly = rect.polygon()
+    shift = np.zeros(2)
+    for axis in (0, 1):
+        vals, wts = [], []
+        for k in (axis, axis + 2):
+            u = (poly[(k + 1) % 4] - poly[k]) / np.linalg.norm(poly[(k + 1) % 4] - poly[k])
+            nv = np.array([-u[1], u[0]])
+            idx, offs = matched[k]
+            vals.extend(off * nv for off in offs)
+            wts.extend((arr.coverage[idx] * arr.prob[idx]).tolist())
+        if wts:
+            shift += np.average(np.array(vals), axis=0, weights=np.array(wts))
+    idx = np.concatenate([m[0] for m in matched])
+    if len(idx):
+        d = (arr.angle[idx] - rect.angle_deg) % 90.0
+        d = np.where(d > 45.0, d - 90.0, d)
+        angle = rect.angle_deg + float(np.average(d, weights=arr.coverage[idx] * arr.prob[idx]))
+    else:
+        angle = rect.angle_deg
+    out = Rect(
+        center=(rect.center[0] + float(shift[0]), rect.center[1] + float(shift[1])),
+        size=rect.size,
+        angle_deg=angle,
+    )
+    _score(out, arr, cfg)
+    return out if out.score >= rect.score else rect
+
+
+def _weighted_union(intervals: list[tuple[float, float, float]]) -> float:
+    """Length of the union of intervals, each point counted with the best weight covering it."""
+    if not intervals:
+        return 0.0
+    cuts = sorted({v for lo, hi, _ in intervals for v in (lo, hi)})
+    total = 0.0
+    for x0, x1 in zip(cuts, cuts[1:], strict=False):
+        m = 0.5 * (x0 + x1)
+        best = max((w for lo, hi, w in intervals if lo <= m <= hi), default=0.0)
+        total += (x1 - x0) * best
+    return total
+
+
+Chord = tuple[np.ndarray, np.ndarray, float, int]
+
+
+def _chords(entries: list[dict[str, Any]]) -> list[Chord]:
+    """Straight pieces ``(p0, p1, probability, frame)`` of segments and of arcs (<= 1 mm chords)."""
+    out: list[Chord] = []
+    for e in entries:
+        if e["segment"] is not None:
+            p0, p1 = np.asarray(e["segment"][0]), np.asarray(e["segment"][1])
+            out.append((p0, p1, float(e["p"]), int(e["frame"])))
+            continue
+        cx, cy, r, a0, a1 = e["arc"]
+        n = max(1, math.ceil(math.radians(a1 - a0) * r))
+        a = np.radians(np.linspace(a0, a1, n + 1))
+        pts = np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], axis=1)
+        out.extend((pts[k], pts[k + 1], float(e["p"]), int(e["frame"])) for k in range(n))
+    return out
+
+
+def _find_circles(
+    chords: list[Chord],
+    diameters: tuple[float, float],
+    taken: list[np.ndarray],
+    cfg: LocalizeConfig,
+) -> list[CircleSource]:
+    """Circles of the given diameter range tangent to many chords (a Hough transform of centres).
+
+    Every chord votes along its normal, both ways, at every radius in range, weighted by
+    its length and probability; chords of one circle agree on its centre while straight
+    edges spread their votes along parallel lines. Peaks are taken best first; each is
+    refined by a circle fit through its tangent chords and kept when they cover at least
+    ``min_circle_span_deg`` of it, and it does not overlap what was already found.
+    """
+    if not chords:
+        return []
+    p0 = np.array([c[0] for c in chords])
+    p1 = np.array([c[1] for c in chords])
+    prob = np.array([c[2] for c in chords])
+    frames = np.array([c[3] for c in chords])
+    mid = 0.5 * (p0 + p1)
+    vec = p1 - p0
+    length = np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)
+    u = vec / length[:, None]
+    nv = np.stack([-u[:, 1], u[:, 0]], axis=1)
+    r_lo, r_hi = diameters[0] / 2, diameters[1] / 2
+    radii = np.arange(r_lo, r_hi, cfg.circle_bin_mm / 2)
+    cell = cfg.circle_bin_mm
+    lo = mid.min(axis=0) - r_hi - 1.0
+    shape = np.ceil((mid.max(axis=0) + r_hi + 1.0 - lo) / cell).astype(int) + 1
+    votes = np.concatenate(
+        [mid[:, None, :] + sgn * radii[None, :, None] * nv[:, None, :] for sgn in (1.0, -1.0)], axis=1
+    )
+    ij = np.floor((votes - lo) / cell).astype(np.int64)
+    weight = np.repeat((length * prob)[:, None], votes.shape[1], axis=1)
+    acc = np.bincount(
+        (ij[..., 1] * shape[0] + ij[..., 0]).ravel(), weights=weight.ravel(), minlength=shape[0] * shape[1]
+    ).reshape(shape[1], shape[0])
+    import cv2
+
+    acc = cv2.GaussianBlur(acc.astype(np.float32), (0, 0), 1.0)
+    found: list[CircleSource] = []
+    for _ in range(cfg.max_circles):
+        k = int(np.argmax(acc))
+        if acc.flat[k] <= 0:
+            break
+        cy_i, cx_i = divmod(k, shape[0])
+        rr = max(1, int(round(r_lo / cell)))
+        acc[max(0, cy_i - rr) : cy_i + rr + 1, max(0, cx_i - rr) : cx_i + rr + 1] = 0.0
+        center = lo + (np.array([cx_i, cy_i]) + 0.5) * cell
+        circle = _fit_tangent_chords(center, mid, u, p0, p1, length, prob, frames, (r_lo, r_hi), cfg)
+        if circle is None:
+            continue
+        poly = circle_polygon(circle.center, 2 * circle.radius)
+        if any(polygon_iou(poly, t) > cfg.max_overlap_iou for t in taken):
+            continue
+        taken.append(poly)
+        found.append(circle)
+    found.sort(key=lambda c: (round(c.center[0], 6), round(c.center[1], 6)))
+    return found
+
+
+def _fit_tangent_chords(
+    center: np.ndarray,
+    mid: np.ndarray,
+    u: np.ndarray,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    length: np.ndarray,
+    prob: np.ndarray,
+    frames: np.ndarray,
+    radius_range: tuple[float, float],
+    cfg: LocalizeConfig,
+) -> CircleSource | None:
+    """Circle through the chords tangent to a circle about ``center``; None if too little of it is seen."""
+    d = mid - center
+    dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+    tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(math.radians(cfg.tangent_tol_deg))
+    ok = tangent & (dist >= radius_range[0]) & (dist < radius_range[1])
+    if not ok.any():
+        return None
+    # The radius whose tangent chords spread round the most of the circle (5 deg sectors):
+    # clutter inside a cover glass (tissue) gathers many chords but over few directions.
+    nbin = int(math.ceil((radius_range[1] - radius_range[0]) / cfg.circle_bin_mm))
+    rbin = ((dist[ok] - radius_range[0]) / cfg.circle_bin_mm).astype(np.int64)
+    sector = (np.degrees(np.arctan2(d[ok, 1], d[ok, 0])) % 360.0 // 5.0).astype(np.int64)
+    seen = np.zeros((nbin + 2, 72), dtype=bool)
+    seen[rbin + 1, sector] = True
+    seen = seen[:-2] | seen[1:-1] | seen[2:]
+    radius = radius_range[0] + (int(np.argmax(seen.sum(axis=1))) + 0.5) * cfg.circle_bin_mm
+    fit: tuple[float, float, float] | None = (float(center[0]), float(center[1]), radius)
+    inl = np.zeros(len(mid), dtype=bool)
+    for tol in (2 * cfg.circle_bin_mm, cfg.circle_bin_mm, cfg.circle_bin_mm):
+        assert fit is not None
+        c = np.array(fit[:2])
+        d = mid - c
+        dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+        tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(math.radians(cfg.tangent_tol_deg))
+        inl = tangent & (np.abs(dist - fit[2]) <= tol)
+        if inl.sum() < 3:
+            return None
+        fit = fit_circle(np.concatenate([p0[inl], p1[inl], mid[inl]]))
+        if fit is None or not radius_range[0] <= fit[2] <= radius_range[1]:
+            return None
+    assert fit is not None
+    cx, cy, r = fit
+    covered = np.zeros(72, dtype=bool)
+    for a, b in zip(p0[inl], p1[inl], strict=True):
+        ang = np.degrees(np.arctan2([a[1] - cy, b[1] - cy], [a[0] - cx, b[0] - cx])) % 360.0
+        lo_a, hi_a = sorted(ang)
+        if hi_a - lo_a > 180.0:
+            lo_a, hi_a = hi_a, lo_a + 360.0
+        covered[(np.arange(int(lo_a // 5), int(hi_a // 5) + 1)) % 72] = True
+    span = 5.0 * float(covered.sum())
+    if span < cfg.min_circle_span_deg:
+        return None
+    p_mean = float(np.average(prob[inl], weights=length[inl]))
+    return CircleSource(
+        center=(cx, cy),
+        radius=r,
+        span_deg=span,
+        probability=p_mean * min(1.0, span / 270.0),
+        shape_class="round_cover_glass_edge",
+        frames=tuple(sorted({int(f) for f in frames[inl]})),
+    )
+
+
+def _structures(
+    lines: list[LineSource],
+    circles: list[CircleSource],
+    roles: dict[int, str],
+    entries: list[dict[str, Any]],
+    min_probability: float = 0.3,
+) -> list[dict[str, Any]]:
+    """Fused sources as SPEC structures; the role a line plays in a sample names its class."""
+    out: list[dict[str, Any]] = []
+    for i, ln in enumerate(lines):
+        if i not in roles and ln.probability < min_probability:
+            continue
+        a, b = ln.endpoints
+        nv = ln.normal * 0.1
+        out.append(
+            {
+                "class": roles.get(i, ln.shape_class),
+                "polygon_mm": _poly(np.array([a - nv, b - nv, b + nv, a + nv])),
+                "probability": float(ln.probability),
+                "frames": list(ln.frames),
+            }
+        )
+    for c in circles:
+        out.append(
+            {
+                "class": c.shape_class,
+                "polygon_mm": _poly(circle_polygon(c.center, 2 * c.radius)),
+                "probability": float(c.probability),
+                "frames": list(c.frames),
+            }
+        )
+    labels = [e for e in entries if e["class"] == "label" and e["region_mm"]]
+    if labels:
+        import cv2
+
+        pts = np.array([p for e in labels for p in e["region_mm"]], dtype=np.float32)
+        box = cv2.boxPoints(cv2.minAreaRect(pts))
+        out.append(
+            {
+                "class": "label",
+                "polygon_mm": _poly(box.astype(np.float64)),
+                "probability": float(max(e["p"] for e in labels)),
+                "frames": sorted({int(e["frame"]) for e in labels}),
+            }
+        )
+    out.sort(key=lambda s: (s["class"], -round(s["probability"], 9), s["polygon_mm"]))
+    return out

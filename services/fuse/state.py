@@ -1,0 +1,245 @@
+"""Per-session fusion state and the merging of source-identical structures.
+
+The state is plain JSON data (lists, dicts, floats, strings) so it can live in Redis
+and round-trip through :meth:`FuseState.to_dict` / :meth:`FuseState.from_dict`.
+Merging is a pure function of the stored structures, sorted by a key that does not
+depend on arrival order, and groups by the connected components of a symmetric
+"same source" relation, which no processing order can change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from samplescout.contracts import STRUCTURE_CLASSES, Structure
+
+STATE_VERSION = 1
+
+
+@dataclass
+class FuseState:
+    """Everything fusion keeps for one session.
+
+    ``structures`` holds one JSON object per identified edge or label (``no_structure``
+    results are only counted); ``footprints`` maps a frame index (as a string, JSON
+    keys are strings) to the frame outline in holder mm.
+    """
+
+    structures: list[dict[str, Any]] = field(default_factory=list)
+    footprints: dict[str, list[list[float]]] = field(default_factory=dict)
+    empty_regions: int = 0
+
+    def add(self, structures: Iterable[Structure]) -> None:
+        """Record the identification results of some regions (any frames, any order)."""
+        for s in structures:
+            if s.shape_class == "no_structure":
+                self.empty_regions += 1
+                continue
+            self.structures.append(_entry(s))
+
+    def add_frame(self, frame_index: int, footprint_mm: Iterable[Iterable[float]]) -> None:
+        """Record a frame's outline in holder mm (see ``FrameGeometry.footprint_mm``)."""
+        self.footprints[str(frame_index)] = [[float(x), float(y)] for x, y in footprint_mm]
+
+    def sorted_structures(self) -> list[dict[str, Any]]:
+        """The stored structures in an order independent of their arrival."""
+        return sorted(self.structures, key=_sort_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "structures": [dict(s) for s in self.structures],
+            "footprints": {k: [list(p) for p in v] for k, v in self.footprints.items()},
+            "empty_regions": self.empty_regions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FuseState:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported fuse state version {data.get('version')!r}")
+        return cls(
+            structures=[dict(s) for s in data.get("structures", [])],
+            footprints={str(k): [list(p) for p in v] for k, v in data.get("footprints", {}).items()},
+            empty_regions=int(data.get("empty_regions", 0)),
+        )
+
+
+def _entry(s: Structure) -> dict[str, Any]:
+    r = s.region
+    return {
+        "frame": r.frame_index,
+        "region": r.region_index,
+        "class": s.shape_class,
+        "p": float(s.probability),
+        "contrast": float(s.contrast),
+        "segment": [list(map(float, s.segment_mm[0])), list(map(float, s.segment_mm[1]))]
+        if s.segment_mm is not None
+        else None,
+        "arc": [float(v) for v in s.arc_mm] if s.arc_mm is not None else None,
+        "region_mm": [[float(x), float(y)] for x, y in r.polygon_mm],
+    }
+
+
+def _sort_key(e: dict[str, Any]) -> tuple[Any, ...]:
+    geo = e["segment"] or [[v] for v in (e["arc"] or [])]
+    return (e["frame"], e["region"], e["class"], [round(v, 9) for pt in geo for v in pt], e["p"])
+
+
+@dataclass(frozen=True)
+class LineSource:
+    """A fused straight edge: direction angle (deg, [0, 180)), normal offset, extent."""
+
+    angle_deg: float
+    offset: float
+    t0: float
+    t1: float
+    coverage_mm: float
+    probability: float
+    shape_class: str
+    frames: tuple[int, ...]
+    members: tuple[int, ...] = ()
+
+    @property
+    def direction(self) -> np.ndarray:
+        a = math.radians(self.angle_deg)
+        return np.array([math.cos(a), math.sin(a)])
+
+    @property
+    def normal(self) -> np.ndarray:
+        a = math.radians(self.angle_deg)
+        return np.array([-math.sin(a), math.cos(a)])
+
+    @property
+    def endpoints(self) -> np.ndarray:
+        base = self.normal * self.offset
+        return np.array([base + self.direction * self.t0, base + self.direction * self.t1])
+
+    @property
+    def length(self) -> float:
+        return self.t1 - self.t0
+
+
+@dataclass(frozen=True)
+class CircleSource:
+    """A fused round edge: circle in holder mm and the angular span seen (deg)."""
+
+    center: tuple[float, float]
+    radius: float
+    span_deg: float
+    probability: float
+    shape_class: str
+    frames: tuple[int, ...]
+
+
+def vote(entries: list[dict[str, Any]], weights: np.ndarray) -> str:
+    """Majority class, each vote weighted; ties go to the earlier SPEC class."""
+    tally: dict[str, float] = {}
+    for e, w in zip(entries, weights, strict=True):
+        tally[e["class"]] = tally.get(e["class"], 0.0) + float(w)
+    return max(tally, key=lambda c: (tally[c], -STRUCTURE_CLASSES.index(c)))
+
+
+def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def fuse_lines(
+    entries: list[dict[str, Any]],
+    *,
+    angle_tol_deg: float = 3.0,
+    offset_tol_mm: float = 0.15,
+    gap_tol_mm: float = 1.5,
+    coverage_scale_mm: float = 2.0,
+) -> list[LineSource]:
+    """Merge straight pieces that are the same physical edge.
+
+    Two pieces are the same source when their directions agree within
+    ``angle_tol_deg``, each one's midpoint lies within ``offset_tol_mm`` of the other's
+    line and they overlap or leave a gap of at most ``gap_tol_mm`` along it; sources
+    are the connected components of that relation. ``entries`` must be sorted
+    (:meth:`FuseState.sorted_structures`).
+    """
+    if not entries:
+        return []
+    seg = np.array([e["segment"] for e in entries], dtype=np.float64)  # (n, 2, 2)
+    p = np.array([e["p"] for e in entries], dtype=np.float64)
+    vec = seg[:, 1] - seg[:, 0]
+    length = np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)
+    d = vec / length[:, None]
+    d[d[:, 0] < 0] *= -1.0
+    nrm = np.stack([-d[:, 1], d[:, 0]], axis=1)
+    mid = seg.mean(axis=1)
+    cos_tol = math.cos(math.radians(angle_tol_deg))
+    pairs: list[tuple[int, int]] = []
+    n = len(entries)
+    for start in range(0, n, 256):
+        sl = slice(start, min(n, start + 256))
+        dm = mid[None, :, :] - mid[sl, None, :]  # (b, n, 2) from row piece to column piece
+        same_dir = np.abs(d[sl] @ d.T) >= cos_tol
+        off_ij = np.abs(np.einsum("bnk,bk->bn", dm, nrm[sl]))
+        off_ji = np.abs(np.einsum("bnk,nk->bn", dm, nrm))
+        along = np.abs(np.einsum("bnk,bk->bn", dm, d[sl]))
+        gap = along - 0.5 * (length[sl, None] + length[None, :])
+        ok = same_dir & (off_ij <= offset_tol_mm) & (off_ji <= offset_tol_mm) & (gap <= gap_tol_mm)
+        ii, jj = np.nonzero(ok)
+        pairs.extend((int(i) + start, int(j)) for i, j in zip(ii, jj, strict=True) if i + start < j)
+    sources: list[LineSource] = []
+    for group in _components(n, pairs):
+        g = np.array(group)
+        w = length[g] * p[g]
+        pts = seg[g].reshape(-1, 2)
+        pw = np.repeat(w, 2)
+        c = (pts * pw[:, None]).sum(axis=0) / pw.sum()
+        q = pts - c
+        cov = (q * pw[:, None]).T @ q
+        _, evecs = np.linalg.eigh(cov)
+        angle = math.degrees(math.atan2(evecs[1, 1], evecs[0, 1])) % 180.0
+        u = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+        normal = np.array([-u[1], u[0]])
+        t = seg[g] @ u  # (m, 2) interval of every piece along the fused line
+        lo, hi = np.sort(t, axis=1).T
+        order = np.argsort(lo, kind="stable")
+        covered, cur_lo, cur_hi = 0.0, lo[order[0]], hi[order[0]]
+        for k in order[1:]:
+            if lo[k] > cur_hi:
+                covered += cur_hi - cur_lo
+                cur_lo, cur_hi = lo[k], hi[k]
+            else:
+                cur_hi = max(cur_hi, hi[k])
+        covered += cur_hi - cur_lo
+        members = [entries[i] for i in group]
+        prob = float(p[g].max()) * (1.0 - math.exp(-covered / coverage_scale_mm))
+        sources.append(
+            LineSource(
+                angle_deg=angle,
+                offset=float(c @ normal),
+                t0=float(lo.min()),
+                t1=float(hi.max()),
+                coverage_mm=float(covered),
+                probability=prob,
+                shape_class=vote(members, w),
+                frames=tuple(sorted({int(e["frame"]) for e in members})),
+                members=tuple(group),
+            )
+        )
+    return sources

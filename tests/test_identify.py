@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from samplescout.contracts import STRUCTURE_CLASSES, Region
+from samplescout.geometry import FrameGeometry, Pose
+from samplescout.identify.base import Identifier
+from samplescout.identify.classical import ClassicalIdentifier, full_frame_regions
+
+PS = 0.0125
+GEOM = FrameGeometry(Pose((30.0, 20.0), PS, 0.4), 1600, 1200)
+BOX = (600, 400, 856, 656)
+
+
+def _crop(dist_px: np.ndarray, amplitude: float, noise: float, seed: int = 0) -> np.ndarray:
+    """A thin bright line (Gaussian profile, sigma 0.8 px) along the zero set of ``dist_px``."""
+    rng = np.random.default_rng(seed)
+    img = 0.3 + amplitude * np.exp(-0.5 * (dist_px / 0.8) ** 2)
+    return (img + rng.normal(0, noise, img.shape)).astype(np.float32)
+
+
+def _pixel_grid() -> tuple[np.ndarray, np.ndarray]:
+    x0, y0, x1, y1 = BOX
+    return np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+
+
+def _region(box: tuple[int, int, int, int] = BOX, probability: float = 0.9, index: int = 0) -> Region:
+    return Region(frame_index=2, region_index=index, box_px=box, probability=probability)
+
+
+def _line_distance_mm(seg: tuple, p: np.ndarray, angle_deg: float) -> float:
+    n = np.array([-math.sin(math.radians(angle_deg)), math.cos(math.radians(angle_deg))])
+    return max(abs(float((np.asarray(q) - p) @ n)) for q in seg)
+
+
+def test_classical_identifier_is_an_identifier() -> None:
+    assert isinstance(ClassicalIdentifier(), Identifier)
+
+
+@pytest.mark.parametrize("amplitude", [0.2, 0.04])
+def test_straight_edge_position_and_angle_in_holder_mm(amplitude: float) -> None:
+    # A line through pixel (700.3, 530.0) at 12 deg in the frame.
+    a = math.radians(12.0)
+    u, v = _pixel_grid()
+    dist = -(u - 700.3) * math.sin(a) + (v - 530.0) * math.cos(a)
+    crop = _crop(dist, amplitude, noise=0.02)
+    out = ClassicalIdentifier().identify([(_region(), crop)], GEOM)
+    s = out[0]
+    assert s.shape_class in STRUCTURE_CLASSES and s.segment_mm is not None and s.arc_mm is None
+    assert s.region.frame_index == 2
+    p = GEOM.pixel_to_holder([700.3, 530.0])
+    holder_angle = 12.0 + GEOM.pose.rotation_deg
+    assert _line_distance_mm(s.segment_mm, p, holder_angle) < 0.01  # < 1 px
+    d = np.subtract(s.segment_mm[1], s.segment_mm[0])
+    angle = math.degrees(math.atan2(d[1], d[0])) % 180.0
+    assert abs(angle - holder_angle) < 0.3
+    assert math.hypot(*d) > 0.8 * 256 * PS / math.cos(a)
+    assert 0.5 < s.probability <= 1.0
+
+
+def test_round_edge_gives_an_arc() -> None:
+    # Circle of radius 180 px centred at pixel (760, 700): the crop sees its top arc.
+    u, v = _pixel_grid()
+    dist = np.hypot(u - 760.0, v - 700.0) - 180.0
+    crop = _crop(dist, 0.15, noise=0.02)
+    s = ClassicalIdentifier().identify([(_region(), crop)], GEOM)[0]
+    assert s.arc_mm is not None and s.segment_mm is None
+    assert s.shape_class in ("round_cover_glass_edge", "round_structure", "well")
+    cx, cy, r, a0, a1 = s.arc_mm
+    c = GEOM.pixel_to_holder([760.0, 700.0])
+    # A short arc pins its points down far better than its centre.
+    assert math.hypot(cx - c[0], cy - c[1]) < 0.15
+    assert r == pytest.approx(180.0 * PS, abs=0.15)
+    assert a1 > a0
+    for a in np.radians(np.linspace(a0, a1, 5)):
+        q = (cx + r * math.cos(a), cy + r * math.sin(a))
+        assert math.hypot(q[0] - c[0], q[1] - c[1]) == pytest.approx(180.0 * PS, abs=0.02)
+
+
+def test_noise_only_crop_has_no_structure() -> None:
+    u, _ = _pixel_grid()
+    crop = _crop(np.full_like(u, 1e3), 0.0, noise=0.02, seed=4)
+    out = ClassicalIdentifier().identify([(_region(), crop)], GEOM)
+    assert [s.shape_class for s in out] == ["no_structure"]
+
+
+def test_two_edges_in_one_crop() -> None:
+    """A faint edge next to a strong one is reported too."""
+    u, v = _pixel_grid()
+    crop = _crop(v - 450.0, 0.3, noise=0.01) + _crop(v - 520.0, 0.05, noise=0.0) - 0.3
+    out = ClassicalIdentifier().identify([(_region(), crop)], GEOM)
+    rows = sorted(
+        round(float(GEOM.holder_to_pixel(np.mean(s.segment_mm, axis=0))[1])) for s in out if s.segment_mm
+    )
+    assert rows == [450, 520]
+
+
+def test_top_k_keeps_the_most_probable_regions() -> None:
+    u, _ = _pixel_grid()
+    crop = _crop(np.full_like(u, 1e3), 0.0, noise=0.02)
+    crops = [(_region(probability=p, index=i), crop) for i, p in enumerate([0.2, 0.9, 0.5])]
+    out = ClassicalIdentifier(top_k=2).identify(crops, GEOM)
+    assert [s.region.region_index for s in out] == [1, 2]
+
+
+def test_full_frame_regions_tile_the_frame() -> None:
+    regions = full_frame_regions(1000, 600, frame_index=1, geometry=GEOM, tile=256)
+    cover = np.zeros((600, 1000), np.int32)
+    for r in regions:
+        x0, y0, x1, y1 = r.box_px
+        cover[y0:y1, x0:x1] += 1
+        assert x1 - x0 <= 256 and y1 - y0 <= 256 and r.frame_index == 1
+    assert (cover == 1).all()
+    assert [r.region_index for r in regions] == list(range(len(regions)))
+
+
+def test_identify_speed_per_crop() -> None:
+    a = math.radians(30.0)
+    u, v = _pixel_grid()
+    crop = _crop(-(u - 700.0) * math.sin(a) + (v - 530.0) * math.cos(a), 0.05, noise=0.02)
+    ident = ClassicalIdentifier()
+    ident.identify([(_region(), crop)], GEOM)
+    t = time.perf_counter()
+    for _ in range(20):
+        ident.identify([(_region(), crop)], GEOM)
+    assert (time.perf_counter() - t) / 20 < 0.02

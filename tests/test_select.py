@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from samplescout.coarse import make_coarse
+from samplescout.geometry import FrameGeometry, Pose
+from samplescout.select.base import Selector
+from samplescout.select.classical import ClassicalSelector, noise_sigma
+
+W, H = 1600, 1200
+GEOM = FrameGeometry(Pose((20.0, 15.0), 0.0125, 0.3), W, H)
+
+
+def _frame(seed: int = 0, noise: float = 0.02) -> np.ndarray:
+    """Grey frame with one faint thin vertical line at column 800, rows 300..900."""
+    rng = np.random.default_rng(seed)
+    img = np.full((H, W), 0.4, np.float32) + rng.normal(0, noise, (H, W)).astype(np.float32)
+    img[300:900, 799:802] += 0.05
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def test_classical_selector_is_a_selector() -> None:
+    assert isinstance(ClassicalSelector(), Selector)
+
+
+def test_noise_sigma_ignores_shading() -> None:
+    rng = np.random.default_rng(1)
+    ramp = np.tile(np.linspace(0, 0.5, 400, dtype=np.float32), (300, 1))
+    img = ramp + rng.normal(0, 0.01, ramp.shape).astype(np.float32)
+    assert noise_sigma(img) == pytest.approx(0.01, rel=0.1)
+
+
+def test_faint_line_maps_to_full_res_boxes_and_holder_polygons() -> None:
+    coarse = make_coarse(_frame())
+    regions = ClassicalSelector().select(coarse, frame_index=3, geometry=GEOM, factor=8)
+    assert regions, "the faint line must be selected"
+    on_line = [r for r in regions if r.box_px[0] <= 800 < r.box_px[2]]
+    assert on_line and on_line[0] is regions[0]
+    covered = np.zeros(H, bool)
+    for r in on_line:
+        x0, y0, x1, y1 = r.box_px
+        assert x1 - x0 <= 256 and y1 - y0 <= 256
+        covered[y0:y1] = True
+        assert r.frame_index == 3
+        assert r.kind == "structure"
+        np.testing.assert_allclose(r.polygon_mm, GEOM.box_to_holder(*r.box_px))
+        # A vertical line in the frame runs at 90 deg + the camera rotation in holder mm.
+        assert abs(abs(r.orientation_deg) - 89.7) < 3.0
+    assert covered[320:880].all()
+    probs = [r.probability for r in regions]
+    assert probs == sorted(probs, reverse=True)
+    assert [r.region_index for r in regions] == list(range(len(regions)))
+    assert all(0.0 <= p <= 1.0 for p in probs)
+
+
+def test_pure_noise_selects_little() -> None:
+    rng = np.random.default_rng(5)
+    img = (np.clip(0.4 + rng.normal(0, 0.02, (H, W)), 0, 1) * 255).astype(np.uint8)
+    regions = ClassicalSelector().select(make_coarse(img), frame_index=0, geometry=GEOM, factor=8)
+    area = sum((r.box_px[2] - r.box_px[0]) * (r.box_px[3] - r.box_px[1]) for r in regions)
+    assert area < 0.02 * W * H
+
+
+def test_edge_on_texture_ranks_first() -> None:
+    """Gradient energy counts relative to the local texture level, so a straight edge
+    across a textured surface outranks the texture."""
+    rng = np.random.default_rng(2)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (H, W)).astype(np.float32), (0, 0), 6)
+    img = 0.4 + 0.02 * tex / tex.std() + rng.normal(0, 0.01, (H, W)).astype(np.float32)
+    img[:, 800:] += 0.04
+    coarse = make_coarse((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    regions = ClassicalSelector().select(coarse, frame_index=0, geometry=GEOM, factor=8)
+    on_edge = [r.box_px[0] <= 816 and r.box_px[2] >= 784 for r in regions[:10]]
+    assert on_edge[0] and sum(on_edge) >= 4
+
+
+def test_select_is_fast_on_a_wide_coarse_frame() -> None:
+    coarse = np.random.default_rng(0).random((375, 500), dtype=np.float32) * 0.05 + 0.4
+    sel = ClassicalSelector()
+    sel.select(coarse, frame_index=0, geometry=GEOM, factor=8)
+    t = time.perf_counter()
+    for _ in range(5):
+        sel.select(coarse, frame_index=0, geometry=GEOM, factor=8)
+    assert (time.perf_counter() - t) / 5 < 0.05
