@@ -69,7 +69,9 @@ def test_session_from_bundle_events_and_result(
     direct = EmbeddedPipeline(settings=Settings()).run(BundleSource(open_bundle(easy_wide_slide)))
     assert doc["samples"] == direct["samples"]
     assert len(got.result.samples) == len(doc["samples"]) >= 1
-    assert [s.center_mm.x for s in got.result.samples] == [s["center_mm"][0] for s in doc["samples"]]
+    assert [s.center_mm.x for s in got.result.samples] == [
+        s["center_mm"][0] for s in doc["samples"]
+    ]
     assert got.result.carrier == types_pb2.CARRIER_SLIDE
     assert got.result.stats["frames"] == 1
 

@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 import pytest
+from samplescout.identify.base import Identifier
+from samplescout.identify.classical import ClassicalIdentifier, full_frame_regions
 
 from samplescout.contracts import STRUCTURE_CLASSES, Region
 from samplescout.geometry import FrameGeometry, Pose
-from samplescout.identify.base import Identifier
-from samplescout.identify.classical import ClassicalIdentifier, full_frame_regions
 
 PS = 0.0125
 GEOM = FrameGeometry(Pose((30.0, 20.0), PS, 0.4), 1600, 1200)
@@ -28,7 +28,9 @@ def _pixel_grid() -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
 
 
-def _region(box: tuple[int, int, int, int] = BOX, probability: float = 0.9, index: int = 0) -> Region:
+def _region(
+    box: tuple[int, int, int, int] = BOX, probability: float = 0.9, index: int = 0
+) -> Region:
     return Region(frame_index=2, region_index=index, box_px=box, probability=probability)
 
 
@@ -94,7 +96,9 @@ def test_two_edges_in_one_crop() -> None:
     crop = _crop(v - 450.0, 0.3, noise=0.01) + _crop(v - 520.0, 0.05, noise=0.0) - 0.3
     out = ClassicalIdentifier().identify([(_region(), crop)], GEOM)
     rows = sorted(
-        round(float(GEOM.holder_to_pixel(np.mean(s.segment_mm, axis=0))[1])) for s in out if s.segment_mm
+        round(float(GEOM.holder_to_pixel(np.mean(s.segment_mm, axis=0))[1]))
+        for s in out
+        if s.segment_mm
     )
     assert rows == [450, 520]
 

@@ -49,7 +49,7 @@ def result_to_proto(doc: dict[str, object]) -> types_pb2.LocalizationResult:
     carrier = doc.get("carrier")
     for value, name in PROTO_TO_CARRIER.items():
         if name == carrier:
-            msg.carrier = value  # type: ignore[assignment]
+            msg.carrier = value
     for s in doc.get("samples", []):  # type: ignore[attr-defined]
         sample = msg.samples.add(
             element=s["element"],
@@ -80,7 +80,7 @@ def result_to_proto(doc: dict[str, object]) -> types_pb2.LocalizationResult:
         code = msg.barcodes.add(format=b["format"], text=b["text"])
         for x, y in b["polygon_mm"]:
             code.polygon_mm.add(x=x, y=y)
-    msg.stats.update(doc.get("stats", {}))  # type: ignore[arg-type]
+    msg.stats.update(doc.get("stats", {}))
     return msg
 
 
@@ -98,7 +98,7 @@ def _frames_from_request(frames: list[types_pb2.Frame]) -> tuple[tuple[object, P
             raise InputError("request", f"{where}.pose.pixel_size_mm", "must be > 0")
         image = decode_image_bytes(frame.image, "request", f"{where}.image")
         out.append((image, pose))
-    return tuple(out)  # type: ignore[return-value]
+    return tuple(out)
 
 
 class ControlServicer(control_pb2_grpc.ControlServiceServicer):

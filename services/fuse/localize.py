@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from samplescout.fuse.state import CircleSource, FuseState, LineSource, fuse_lines
 from samplescout.identify.classical import fit_circle
+
 from samplescout.geometry import (
     circle_polygon,
     normalize_angle_deg,
@@ -68,8 +68,13 @@ class Rect:
         return rectangle_polygon(self.center, self.size, self.angle_deg)
 
     def key(self) -> tuple[float, ...]:
-        return (-round(self.score, 9), round(self.center[0], 6), round(self.center[1], 6),
-                self.size[0], self.size[1])
+        return (
+            -round(self.score, 9),
+            round(self.center[0], 6),
+            round(self.center[1], 6),
+            self.size[0],
+            self.size[1],
+        )
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,8 @@ def localize(
         roles.update({i: "sample_carrier_edge" for i in s.lines})
     # Cover glasses lie on a slide: with a slide found, only edges on it can be theirs.
     free = [
-        i for i, ln in enumerate(lines)
+        i
+        for i, ln in enumerate(lines)
         if i not in roles and (not slides or _on_any(ln.endpoints.mean(axis=0), slides, -0.3))
     ]
     covers = _find_rectangles(
@@ -228,7 +234,7 @@ def _find_rectangles(
     hyps.sort(key=Rect.key)
     chosen: list[Rect] = []
     for h in hyps:
-        if h.score < min_score or h.sides_seen < 3 and h.score < cfg.two_sided_score:
+        if h.score < min_score or (h.sides_seen < 3 and h.score < cfg.two_sided_score):
             continue
         hp = h.polygon()
         if any(polygon_iou(hp, c.polygon()) > cfg.max_overlap_iou for c in chosen):
@@ -259,7 +265,9 @@ def _rect_hypotheses(
         partners.setdefault(a, []).append(b)
         if a != b:
             partners.setdefault(b, []).append(a)
-    strong = np.nonzero((arr.coverage >= cfg.min_pair_coverage_mm) & (arr.prob >= cfg.min_pair_probability))[0]
+    strong = np.nonzero(
+        (arr.coverage >= cfg.min_pair_coverage_mm) & (arr.prob >= cfg.min_pair_probability)
+    )[0]
     rad = np.radians(arr.angle)
     u_all = np.stack([np.cos(rad), np.sin(rad)], axis=1)
     nv_all = np.stack([-u_all[:, 1], u_all[:, 0]], axis=1)
@@ -335,9 +343,13 @@ def _score(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> list[tuple[np.ndarra
         idx = np.nonzero(ok)[0]
         w = arr.weight[idx]
         overflow = float(
-            (w * (np.maximum(-t[idx, 0] - 1.0, 0.0) + np.maximum(t[idx, 1] - length - 1.0, 0.0))).sum()
+            (
+                w * (np.maximum(-t[idx, 0] - 1.0, 0.0) + np.maximum(t[idx, 1] - length - 1.0, 0.0))
+            ).sum()
         )
-        union = _weighted_union(list(zip(lo[idx].tolist(), hi[idx].tolist(), w.tolist(), strict=True)))
+        union = _weighted_union(
+            list(zip(lo[idx].tolist(), hi[idx].tolist(), w.tolist(), strict=True))
+        )
         cover = max(0.0, union - 0.5 * overflow) / length
         total += cover
         seen += cover > 0.15
@@ -443,12 +455,15 @@ def _find_circles(
     lo = mid.min(axis=0) - r_hi - 1.0
     shape = np.ceil((mid.max(axis=0) + r_hi + 1.0 - lo) / cell).astype(int) + 1
     votes = np.concatenate(
-        [mid[:, None, :] + sgn * radii[None, :, None] * nv[:, None, :] for sgn in (1.0, -1.0)], axis=1
+        [mid[:, None, :] + sgn * radii[None, :, None] * nv[:, None, :] for sgn in (1.0, -1.0)],
+        axis=1,
     )
     ij = np.floor((votes - lo) / cell).astype(np.int64)
     weight = np.repeat((length * prob)[:, None], votes.shape[1], axis=1)
     acc = np.bincount(
-        (ij[..., 1] * shape[0] + ij[..., 0]).ravel(), weights=weight.ravel(), minlength=shape[0] * shape[1]
+        (ij[..., 1] * shape[0] + ij[..., 0]).ravel(),
+        weights=weight.ravel(),
+        minlength=shape[0] * shape[1],
     ).reshape(shape[1], shape[0])
     import cv2
 
@@ -462,7 +477,9 @@ def _find_circles(
         rr = max(1, int(round(r_lo / cell)))
         acc[max(0, cy_i - rr) : cy_i + rr + 1, max(0, cx_i - rr) : cx_i + rr + 1] = 0.0
         center = lo + (np.array([cx_i, cy_i]) + 0.5) * cell
-        circle = _fit_tangent_chords(center, mid, u, p0, p1, length, prob, frames, (r_lo, r_hi), cfg)
+        circle = _fit_tangent_chords(
+            center, mid, u, p0, p1, length, prob, frames, (r_lo, r_hi), cfg
+        )
         if circle is None:
             continue
         poly = circle_polygon(circle.center, 2 * circle.radius)
@@ -489,7 +506,9 @@ def _fit_tangent_chords(
     """Circle through the chords tangent to a circle about ``center``; None if too little of it is seen."""
     d = mid - center
     dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
-    tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(math.radians(cfg.tangent_tol_deg))
+    tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(
+        math.radians(cfg.tangent_tol_deg)
+    )
     ok = tangent & (dist >= radius_range[0]) & (dist < radius_range[1])
     if not ok.any():
         return None
@@ -509,7 +528,9 @@ def _fit_tangent_chords(
         c = np.array(fit[:2])
         d = mid - c
         dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
-        tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(math.radians(cfg.tangent_tol_deg))
+        tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(
+            math.radians(cfg.tangent_tol_deg)
+        )
         inl = tangent & (np.abs(dist - fit[2]) <= tol)
         if inl.sum() < 3:
             return None

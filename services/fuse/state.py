@@ -64,7 +64,9 @@ class FuseState:
             raise ValueError(f"unsupported fuse state version {data.get('version')!r}")
         return cls(
             structures=[dict(s) for s in data.get("structures", [])],
-            footprints={str(k): [list(p) for p in v] for k, v in data.get("footprints", {}).items()},
+            footprints={
+                str(k): [list(p) for p in v] for k, v in data.get("footprints", {}).items()
+            },
             empty_regions=int(data.get("empty_regions", 0)),
         )
 

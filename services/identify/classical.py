@@ -207,7 +207,9 @@ class ClassicalIdentifier:
         # axis runs past both ends so lines near the fold do not split their votes).
         spread = self.vote_spread_deg
         deg = np.mod(np.degrees(th), 180.0)
-        bins = (np.round(deg).astype(np.int64) % 180)[:, None] + np.arange(-spread, spread + 1)[None, :]
+        bins = (np.round(deg).astype(np.int64) % 180)[:, None] + np.arange(-spread, spread + 1)[
+            None, :
+        ]
         rad = np.radians(bins.astype(np.float64))
         rho = p[:, 0:1] * np.cos(rad) + p[:, 1:2] * np.sin(rad)
         diag = math.hypot(w, h)
@@ -235,7 +237,11 @@ class ClassicalIdentifier:
             sagitta = span * span / (8.0 * rad_px)
             if cin.sum() > 1.15 * inl.sum() and sagitta > 2.0:
                 best = _Edge(
-                    "circle", int(cin.sum()), float(z[cin].mean()), pts[cin], circle=(cx, cy, rad_px)
+                    "circle",
+                    int(cin.sum()),
+                    float(z[cin].mean()),
+                    pts[cin],
+                    circle=(cx, cy, rad_px),
                 )
                 inl = cin
         if best.support < self.min_support:
@@ -313,7 +319,9 @@ class ClassicalIdentifier:
             cx, cy, rad = circle
             d = pts - np.array([cx, cy])
             dist = np.hypot(d[:, 0], d[:, 1])
-            radial = np.abs(np.cos(theta) * d[:, 0] + np.sin(theta) * d[:, 1]) / np.maximum(dist, 1e-9)
+            radial = np.abs(np.cos(theta) * d[:, 0] + np.sin(theta) * d[:, 1]) / np.maximum(
+                dist, 1e-9
+            )
             inl = alive & (np.abs(dist - rad) <= tol) & (radial >= math.cos(math.radians(20.0)))
         if circle is None or inl.sum() < 8:
             return None

@@ -120,7 +120,7 @@ class EmbeddedPipeline:
         chosen_carrier = carrier or source.carrier
         spec = pipeline_pb2.SessionSpec(
             session_id=sid,
-            carrier=CARRIER_TO_PROTO.get(chosen_carrier, CARRIER_TO_PROTO[None]),  # type: ignore[arg-type]
+            carrier=CARRIER_TO_PROTO.get(chosen_carrier, CARRIER_TO_PROTO[None]),
             context={**source.context, **(context or {})},
             frame_count=source.frame_count,
             method=(method or self.settings.method).value,
@@ -157,12 +157,12 @@ class EmbeddedPipeline:
             if raw is None:
                 raise OperationalError(f"{source.name}: session {sid} ended without a result")
             bound.info("session done")
-            return json.loads(raw)  # type: ignore[no-any-return]
+            return json.loads(raw)
         except SessionCancelled as exc:
-            self._emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_CANCELLED, str(exc))
+            self.emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_CANCELLED, str(exc))
             raise
         except SampleScoutError as exc:
-            self._emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_FAILED, str(exc))
+            self.emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_FAILED, str(exc))
             raise
         finally:
             self.store.delete_session(sid)
@@ -172,7 +172,7 @@ class EmbeddedPipeline:
         raw = self.state.get(result_key(session_id))
         return None if raw is None else json.loads(raw)
 
-    def _emit_end(self, sid: str, kind: int, message: str) -> None:
+    def emit_end(self, sid: str, kind: pipeline_pb2.SessionEventKind, message: str) -> None:
         events = self.events.events(sid)
         if events and events[-1].kind in (
             pipeline_pb2.SESSION_EVENT_KIND_DONE,
@@ -180,7 +180,7 @@ class EmbeddedPipeline:
             pipeline_pb2.SESSION_EVENT_KIND_CANCELLED,
         ):
             return
-        self.events.emit(pipeline_pb2.SessionEvent(session_id=sid, kind=kind, message=message))  # type: ignore[arg-type]
+        self.events.emit(pipeline_pb2.SessionEvent(session_id=sid, kind=kind, message=message))
 
     def _drain(self) -> None:
         """Run every stage until no work is left on any stream."""
@@ -277,7 +277,7 @@ class SessionManager:
             except Exception as exc:  # reported to the client, never a silent hang
                 log.exception("session crashed", session_id=sid)
                 outcome = (SessionState.FAILED, f"internal error: {type(exc).__name__}")
-                self.pipeline._emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_FAILED, outcome[1])
+                self.pipeline.emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_FAILED, outcome[1])
             with self._lock:
                 self._states[sid] = outcome
 

@@ -31,7 +31,7 @@ def configure_logging(fmt: str = "console", level: str = "warning") -> None:
 
 
 def get_logger(**bound: object) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger().bind(**bound)  # type: ignore[no-any-return]
+    return structlog.get_logger().bind(**bound)
 
 
 # Quiet by default for library use; entry points call configure_logging() again.

@@ -11,6 +11,7 @@ import numpy as np
 
 from samplescout.atomic import write_bytes_atomic
 from samplescout.bundle import Bundle
+from samplescout.errors import InputError
 from samplescout.geometry import rotation_matrix
 
 #: BGR colours per structure class family.
@@ -51,7 +52,7 @@ def render_overlay(
         # Reduced decoding keeps the overlay cheap for large bundles.
         img = cv2.imread(str(bundle.path / spec.file), cv2.IMREAD_REDUCED_COLOR_4)
         if img is None:
-            img = cv2.imread(str(bundle.path / spec.file), cv2.IMREAD_COLOR)
+            raise InputError(bundle.name, f"frames[{spec.index}].file", "not a readable image")
         sizes.append(img)
         h, w = img.shape[:2]
         fw, fh = w * 4, h * 4
@@ -89,13 +90,14 @@ def render_overlay(
     for b in result.get("barcodes", []):
         pts = px(b["polygon_mm"])
         cv2.polylines(canvas, [pts], True, (0, 0, 255), 2, cv2.LINE_AA)
-        _text(canvas, b.get("text", ""), tuple(pts.min(axis=0)), (0, 0, 255))
+        x0, y0 = pts.min(axis=0)
+        _text(canvas, b.get("text", ""), (int(x0), int(y0)), (0, 0, 255))
     for s in result.get("samples", []):
         pts = px(s["polygon_mm"])
         cv2.polylines(canvas, [pts], True, SAMPLE_COLOUR, 2, cv2.LINE_AA)
         label = f"{s.get('label', '')} {s.get('confidence', 0):.2f}".strip()
-        centre = tuple(int(v) for v in px([s["center_mm"]])[0])
-        _text(canvas, label, centre, SAMPLE_COLOUR)
+        cx, cy = px([s["center_mm"]])[0]
+        _text(canvas, label, (int(cx), int(cy)), SAMPLE_COLOUR)
     _text(
         canvas,
         f"{result.get('carrier', '?')}: {len(result.get('samples', []))} samples",
