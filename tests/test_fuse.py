@@ -178,6 +178,15 @@ def test_partial_cover_glass_from_three_sides() -> None:
     assert polygon_iou(sample["polygon_mm"], poly) > 0.97
 
 
+def test_redelivered_structures_count_once() -> None:
+    structures = _scene()
+    once, twice = FuseState(), FuseState()
+    once.add(structures)
+    twice.add(structures)
+    twice.add(structures[:20])
+    assert localize(twice, None) == localize(once, None)
+
+
 def test_localize_does_not_depend_on_arrival_order() -> None:
     structures = _scene()
     ref = FuseState()

@@ -92,7 +92,7 @@ def test_noise_only_crop_has_no_structure() -> None:
 
 def test_two_edges_in_one_crop() -> None:
     """A faint edge next to a strong one is reported too."""
-    u, v = _pixel_grid()
+    _, v = _pixel_grid()
     crop = _crop(v - 450.0, 0.3, noise=0.01) + _crop(v - 520.0, 0.05, noise=0.0) - 0.3
     out = ClassicalIdentifier().identify([(_region(), crop)], GEOM)
     rows = sorted(

@@ -11,8 +11,9 @@ import numpy as np
 from samplescout.acquire.render import render_frame
 from samplescout.acquire.scene import make_scene
 from samplescout.acquire.simulator import CameraProfile, camera_profile, overview_path
-from samplescout.acquire.sources import AcquiredFrame
+from samplescout.acquire.sources import AcquiredFrame, BundleSource, FrameSource
 
+from samplescout.bundle import open_bundle
 from samplescout.errors import InputError
 from samplescout.geometry import Pose
 
@@ -156,3 +157,12 @@ class MicroscopeSource:
             t0 = time.perf_counter()
             image, reported = self._microscope.snap()
             yield AcquiredFrame(index, image, reported, "", time.perf_counter() - t0)
+
+
+def open_source(*, bundle_path: str | None = None, microscope: str | None = None) -> FrameSource:
+    """The frame source of a session: a bundle directory or a microscope address."""
+    if bundle_path:
+        return BundleSource(open_bundle(bundle_path))
+    if microscope:
+        return MicroscopeSource(open_microscope(microscope))
+    raise InputError("request", "source", "give a bundle path or a microscope address")

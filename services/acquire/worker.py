@@ -5,24 +5,80 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from samplescout.acquire.drivers import open_source
 
 from samplescout import bus as streams
 from samplescout.bus import Bus
 from samplescout.contracts import pose_to_proto
+from samplescout.errors import InputError
 from samplescout.framestore import FrameStore, frame_key
 from samplescout.geometry import Pose
-from samplescout.sessions import EventSink
+from samplescout.sessions import EventSink, StateStore
 from samplescout.v1 import pipeline_pb2, types_pb2
 
 
-class AcquireWorker:
-    """Writes each frame once to the store (full-res + coarse) and publishes ``FrameAcquired``."""
+def cancel_key(session_id: str) -> str:
+    return f"samplescout:cancel:{session_id}"
 
-    def __init__(self, *, bus: Bus, store: FrameStore, events: EventSink, coarse_factor: int = 8):
+
+class AcquireWorker:
+    """Writes each frame once to the store (full-res + coarse) and publishes ``FrameAcquired``.
+
+    In the distributed mode it also consumes ``AcquireRequest`` entries (:meth:`handle`):
+    it reads the session's bundle or drives its microscope, frame by frame, and stops
+    early when the session is cancelled.
+    """
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        store: FrameStore,
+        events: EventSink,
+        coarse_factor: int = 8,
+        state: StateStore | None = None,
+    ) -> None:
         self._bus = bus
         self._store = store
         self._events = events
         self._factor = coarse_factor
+        self._state = state
+
+    def handle(self, payload: bytes) -> None:
+        msg = pipeline_pb2.AcquireRequest.FromString(payload)
+        session = pipeline_pb2.SessionSpec()
+        session.CopyFrom(msg.session)
+        sid = session.session_id
+        try:
+            source = open_source(
+                bundle_path=msg.bundle_path if msg.WhichOneof("source") == "bundle_path" else None,
+                microscope=msg.microscope if msg.WhichOneof("source") == "microscope" else None,
+            )
+            session.frame_count = source.frame_count
+            for frame in source.frames():
+                if self._state is not None and self._state.get(cancel_key(sid)) is not None:
+                    self._events.emit(
+                        pipeline_pb2.SessionEvent(
+                            session_id=sid,
+                            kind=pipeline_pb2.SESSION_EVENT_KIND_CANCELLED,
+                            message=f"{source.name}: session {sid} cancelled",
+                        )
+                    )
+                    return
+                self.submit(
+                    session,
+                    frame.index,
+                    frame.image,
+                    frame.pose,
+                    file=frame.file,
+                    decode_seconds=frame.decode_seconds,
+                )
+        except InputError as exc:
+            self._events.emit(
+                pipeline_pb2.SessionEvent(
+                    session_id=sid, kind=pipeline_pb2.SESSION_EVENT_KIND_FAILED, message=str(exc)
+                )
+            )
 
     def submit(
         self,

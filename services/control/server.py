@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 from samplescout.control.servicer import ControlServicer
 
+from samplescout.health import add_health
 from samplescout.logs import get_logger
 from samplescout.sessions import SessionRunner
 from samplescout.v1 import control_pb2, control_pb2_grpc
@@ -34,28 +34,24 @@ def build_server(
         ],
     )
     control_pb2_grpc.add_ControlServiceServicer_to_server(ControlServicer(runner), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer = add_health(server, [SERVICE_NAME])
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port, health_servicer
 
 
-def serve_control(runner: SessionRunner, *, address: str, grace_s: float = 30.0) -> None:
-    """Serve until SIGTERM/SIGINT, then stop taking calls and drain running ones."""
+def serve_control(
+    runner: SessionRunner, *, address: str, stop: threading.Event, grace_s: float = 30.0
+) -> None:
+    """Serve until ``stop`` is set, then stop taking calls and drain running ones."""
     server, port, health_servicer = build_server(runner, address)
     server.start()
     log.warning("control service listening", address=address, port=port)
     print(f"samplescout ControlService listening on {address}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     health_servicer.enter_graceful_shutdown()
     server.stop(grace_s).wait()

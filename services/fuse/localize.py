@@ -11,12 +11,20 @@ order structures arrived in.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
-from samplescout.fuse.state import CircleSource, FuseState, LineSource, fuse_lines
+from samplescout.fuse.state import (
+    CircleSource,
+    FuseState,
+    LineSource,
+    connected_groups,
+    fuse_lines,
+)
 from samplescout.identify.classical import fit_circle
 
 from samplescout.geometry import (
@@ -90,6 +98,7 @@ class LocalizeConfig:
     max_overlap_iou: float = 0.05
     min_circle_span_deg: float = 100.0
     circle_bin_mm: float = 0.2
+    circle_end_tol_mm: float = 0.1
     tangent_tol_deg: float = 12.0
     max_circles: int = 12
     diameter_snap_mm: float = 0.4
@@ -111,7 +120,9 @@ def localize(
     lines = [ln for ln in fuse_lines(line_entries) if ln.length >= cfg.min_line_mm]
     roles: dict[int, str] = {}
 
-    slides = _find_rectangles(lines, SLIDE_SIZES, cfg, cfg.min_slide_score, within=None)
+    slides, _ = _exclusive(
+        _rect_candidates(lines, SLIDE_SIZES, cfg, cfg.min_slide_score, within=None), [], cfg
+    )
     for s in slides:
         roles.update({i: "sample_carrier_edge" for i in s.lines})
     # Cover glasses lie on a slide: with a slide found, only edges on it can be theirs.
@@ -120,12 +131,9 @@ def localize(
         for i, ln in enumerate(lines)
         if i not in roles and (not slides or _on_any(ln.endpoints.mean(axis=0), slides, -0.3))
     ]
-    covers = _find_rectangles(
+    covers = _rect_candidates(
         [lines[i] for i in free], COVER_GLASS_SIZES, cfg, cfg.min_cover_score, within=slides
     )
-    for c in covers:
-        c.lines = [free[i] for i in c.lines]
-        roles.update({i: "straight_cover_glass_edge" for i in c.lines})
     used_entries = {m for i in roles for m in lines[i].members}
     chords = _chords(
         [e for k, e in enumerate(line_entries) if k not in used_entries]
@@ -134,11 +142,12 @@ def localize(
     if slides:
         chords = [c for c in chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
     circles = _find_circles(
-        chords,
-        (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6),
-        [r.polygon() for r in covers],
-        cfg,
+        chords, (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6), cfg
     )
+    covers, circles = _exclusive(covers, circles, cfg)
+    for c in covers:
+        c.lines = [free[i] for i in c.lines]
+        roles.update({i: "straight_cover_glass_edge" for i in c.lines})
 
     samples: list[dict[str, Any]] = []
     for r in covers:
@@ -169,8 +178,8 @@ def localize(
             }
         )
     samples.sort(key=lambda s: (round(s["center_mm"][0], 6), round(s["center_mm"][1], 6)))
-    for k, s in enumerate(samples, start=1):
-        s["label"] = str(k)
+    for k, sample in enumerate(samples, start=1):
+        sample["label"] = str(k)
 
     if carrier in (None, "unknown"):
         carrier = "slide" if slides or samples else "unknown"
@@ -218,29 +227,25 @@ class _Lines:
         return np.minimum(d, 180.0 - d)
 
 
-def _find_rectangles(
+def _rect_candidates(
     lines: list[LineSource],
     sizes: tuple[tuple[float, float], ...],
     cfg: LocalizeConfig,
     min_score: float,
     within: list[Rect] | None,
 ) -> list[Rect]:
-    """Greedy non-overlapping rectangles of the given standard sizes, best evidence first."""
+    """Rectangles of the given standard sizes with enough evidence, best first (overlapping)."""
     arr = _Lines(lines)
     hyps = _rect_hypotheses(arr, sizes, cfg)
     if within:
         hyps = [h for h in hyps if _inside_any(h, within)]
     hyps = [_refine(h, arr, cfg) for h in hyps]
-    hyps.sort(key=Rect.key)
-    chosen: list[Rect] = []
-    for h in hyps:
-        if h.score < min_score or (h.sides_seen < 3 and h.score < cfg.two_sided_score):
-            continue
-        hp = h.polygon()
-        if any(polygon_iou(hp, c.polygon()) > cfg.max_overlap_iou for c in chosen):
-            continue
-        chosen.append(h)
-    return chosen
+    hyps = [
+        h
+        for h in hyps
+        if h.score >= min_score and (h.sides_seen >= 3 or h.score >= cfg.two_sided_score)
+    ]
+    return sorted(hyps, key=Rect.key)
 
 
 def _inside_any(h: Rect, outers: list[Rect]) -> bool:
@@ -367,7 +372,8 @@ def _refine(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> Rect:
     poly = rect.polygon()
     shift = np.zeros(2)
     for axis in (0, 1):
-        vals, wts = [], []
+        vals: list[np.ndarray] = []
+        wts: list[float] = []
         for k in (axis, axis + 2):
             u = (poly[(k + 1) % 4] - poly[k]) / np.linalg.norm(poly[(k + 1) % 4] - poly[k])
             nv = np.array([-u[1], u[0]])
@@ -398,11 +404,39 @@ def _weighted_union(intervals: list[tuple[float, float, float]]) -> float:
         return 0.0
     cuts = sorted({v for lo, hi, _ in intervals for v in (lo, hi)})
     total = 0.0
-    for x0, x1 in zip(cuts, cuts[1:], strict=False):
+    for x0, x1 in itertools.pairwise(cuts):
         m = 0.5 * (x0 + x1)
         best = max((w for lo, hi, w in intervals if lo <= m <= hi), default=0.0)
         total += (x1 - x0) * best
     return total
+
+
+def _exclusive(
+    rects: list[Rect], circles: list[CircleSource], cfg: LocalizeConfig
+) -> tuple[list[Rect], list[CircleSource]]:
+    """Greedy choice among overlapping candidates, best supported first: cover glasses (and
+    slides) do not overlap one another."""
+    cands: list[tuple[float, float, float, int, Rect | CircleSource, np.ndarray]] = []
+    for r in rects:
+        cands.append((-min(1.0, r.score), r.center[0], r.center[1], 0, r, r.polygon()))
+    for c in circles:
+        poly = circle_polygon(c.center, 2 * c.radius)
+        cands.append((-c.probability, c.center[0], c.center[1], 1, c, poly))
+    cands.sort(key=lambda t: (round(t[0], 9), round(t[1], 6), round(t[2], 6), t[3]))
+    kept: list[tuple[Rect | CircleSource, np.ndarray]] = []
+    used_lines: set[int] = set()
+    for *_, obj, poly in cands:
+        # Two cover glasses never share an edge: a rectangle built on another's side is a ghost.
+        lines = set(obj.lines) if isinstance(obj, Rect) else set()
+        if lines & used_lines:
+            continue
+        if all(polygon_iou(poly, p) <= cfg.max_overlap_iou for _, p in kept):
+            kept.append((obj, poly))
+            used_lines |= lines
+    return (
+        [o for o, _ in kept if isinstance(o, Rect)],
+        [o for o, _ in kept if isinstance(o, CircleSource)],
+    )
 
 
 Chord = tuple[np.ndarray, np.ndarray, float, int]
@@ -427,7 +461,6 @@ def _chords(entries: list[dict[str, Any]]) -> list[Chord]:
 def _find_circles(
     chords: list[Chord],
     diameters: tuple[float, float],
-    taken: list[np.ndarray],
     cfg: LocalizeConfig,
 ) -> list[CircleSource]:
     """Circles of the given diameter range tangent to many chords (a Hough transform of centres).
@@ -436,7 +469,7 @@ def _find_circles(
     its length and probability; chords of one circle agree on its centre while straight
     edges spread their votes along parallel lines. Peaks are taken best first; each is
     refined by a circle fit through its tangent chords and kept when they cover at least
-    ``min_circle_span_deg`` of it, and it does not overlap what was already found.
+    ``min_circle_span_deg`` of it and it does not overlap a better circle.
     """
     if not chords:
         return []
@@ -460,21 +493,20 @@ def _find_circles(
     )
     ij = np.floor((votes - lo) / cell).astype(np.int64)
     weight = np.repeat((length * prob)[:, None], votes.shape[1], axis=1)
-    acc = np.bincount(
+    votes_acc = np.bincount(
         (ij[..., 1] * shape[0] + ij[..., 0]).ravel(),
         weights=weight.ravel(),
         minlength=shape[0] * shape[1],
     ).reshape(shape[1], shape[0])
-    import cv2
-
-    acc = cv2.GaussianBlur(acc.astype(np.float32), (0, 0), 1.0)
+    acc = cv2.GaussianBlur(votes_acc.astype(np.float32), (0, 0), 1.0)
     found: list[CircleSource] = []
+    taken: list[np.ndarray] = []
     for _ in range(cfg.max_circles):
         k = int(np.argmax(acc))
         if acc.flat[k] <= 0:
             break
         cy_i, cx_i = divmod(k, shape[0])
-        rr = max(1, int(round(r_lo / cell)))
+        rr = max(1, round(r_lo / cell))
         acc[max(0, cy_i - rr) : cy_i + rr + 1, max(0, cx_i - rr) : cx_i + rr + 1] = 0.0
         center = lo + (np.array([cx_i, cy_i]) + 0.5) * cell
         circle = _fit_tangent_chords(
@@ -503,7 +535,8 @@ def _fit_tangent_chords(
     radius_range: tuple[float, float],
     cfg: LocalizeConfig,
 ) -> CircleSource | None:
-    """Circle through the chords tangent to a circle about ``center``; None if too little of it is seen."""
+    """Circle through the chords tangent to a circle about ``center``; None if too little
+    of it is seen."""
     d = mid - center
     dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
     tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(
@@ -514,7 +547,7 @@ def _fit_tangent_chords(
         return None
     # The radius whose tangent chords spread round the most of the circle (5 deg sectors):
     # clutter inside a cover glass (tissue) gathers many chords but over few directions.
-    nbin = int(math.ceil((radius_range[1] - radius_range[0]) / cfg.circle_bin_mm))
+    nbin = math.ceil((radius_range[1] - radius_range[0]) / cfg.circle_bin_mm)
     rbin = ((dist[ok] - radius_range[0]) / cfg.circle_bin_mm).astype(np.int64)
     sector = (np.degrees(np.arctan2(d[ok, 1], d[ok, 0])) % 360.0 // 5.0).astype(np.int64)
     seen = np.zeros((nbin + 2, 72), dtype=bool)
@@ -523,15 +556,17 @@ def _fit_tangent_chords(
     radius = radius_range[0] + (int(np.argmax(seen.sum(axis=1))) + 0.5) * cfg.circle_bin_mm
     fit: tuple[float, float, float] | None = (float(center[0]), float(center[1]), radius)
     inl = np.zeros(len(mid), dtype=bool)
-    for tol in (2 * cfg.circle_bin_mm, cfg.circle_bin_mm, cfg.circle_bin_mm):
+    sin_tol = math.sin(math.radians(cfg.tangent_tol_deg))
+    # Ends as well as middles on the circle: a straight edge touching the circle (the side
+    # of a square round its inscribed circle) has tangent chords whose ends lie outside.
+    for tol in (2 * cfg.circle_bin_mm, cfg.circle_bin_mm, cfg.circle_end_tol_mm):
         assert fit is not None
         c = np.array(fit[:2])
         d = mid - c
         dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
-        tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(
-            math.radians(cfg.tangent_tol_deg)
-        )
-        inl = tangent & (np.abs(dist - fit[2]) <= tol)
+        tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= sin_tol
+        on = [np.abs(np.hypot(*(q - c).T) - fit[2]) <= tol for q in (p0, p1)]
+        inl = tangent & (np.abs(dist - fit[2]) <= tol) & on[0] & on[1]
         if inl.sum() < 3:
             return None
         fit = fit_circle(np.concatenate([p0[inl], p1[inl], mid[inl]]))
@@ -592,17 +627,22 @@ def _structures(
             }
         )
     labels = [e for e in entries if e["class"] == "label" and e["region_mm"]]
-    if labels:
-        import cv2
-
-        pts = np.array([p for e in labels for p in e["region_mm"]], dtype=np.float32)
+    polys = [np.asarray(e["region_mm"]) for e in labels]
+    touching = [
+        (i, j)
+        for i in range(len(polys))
+        for j in range(i + 1, len(polys))
+        if polygon_iou(polys[i], polys[j]) > 0.0
+    ]
+    for group in connected_groups(len(polys), touching):
+        pts = np.concatenate([polys[i] for i in group]).astype(np.float32)
         box = cv2.boxPoints(cv2.minAreaRect(pts))
         out.append(
             {
                 "class": "label",
                 "polygon_mm": _poly(box.astype(np.float64)),
-                "probability": float(max(e["p"] for e in labels)),
-                "frames": sorted({int(e["frame"]) for e in labels}),
+                "probability": float(max(labels[i]["p"] for i in group)),
+                "frames": sorted({int(labels[i]["frame"]) for i in group}),
             }
         )
     out.sort(key=lambda s: (s["class"], -round(s["probability"], 9), s["polygon_mm"]))

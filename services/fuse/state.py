@@ -47,8 +47,13 @@ class FuseState:
         self.footprints[str(frame_index)] = [[float(x), float(y)] for x, y in footprint_mm]
 
     def sorted_structures(self) -> list[dict[str, Any]]:
-        """The stored structures in an order independent of their arrival."""
-        return sorted(self.structures, key=_sort_key)
+        """The stored structures in an order independent of their arrival, each once
+        (a redelivered message must not count twice)."""
+        out: list[dict[str, Any]] = []
+        for e in sorted(self.structures, key=_sort_key):
+            if not out or e != out[-1]:
+                out.append(e)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,7 +151,8 @@ def vote(entries: list[dict[str, Any]], weights: np.ndarray) -> str:
     return max(tally, key=lambda c: (tally[c], -STRUCTURE_CLASSES.index(c)))
 
 
-def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+def connected_groups(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Connected components of ``range(n)`` under ``pairs``, each sorted, by smallest member."""
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -206,7 +212,7 @@ def fuse_lines(
         ii, jj = np.nonzero(ok)
         pairs.extend((int(i) + start, int(j)) for i, j in zip(ii, jj, strict=True) if i + start < j)
     sources: list[LineSource] = []
-    for group in _components(n, pairs):
+    for group in connected_groups(n, pairs):
         g = np.array(group)
         w = length[g] * p[g]
         pts = seg[g].reshape(-1, 2)

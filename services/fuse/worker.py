@@ -37,6 +37,10 @@ def result_key(session_id: str) -> str:
     return f"samplescout:result:{session_id}"
 
 
+def done_key(session_id: str) -> str:
+    return f"samplescout:done:{session_id}"
+
+
 class FuseWorker:
     """Adds each frame's structures to the session's fuse state and localizes.
 
@@ -61,20 +65,34 @@ class FuseWorker:
         msg = pipeline_pb2.StructuresIdentified.FromString(payload)
         session = msg.session
         sid = session.session_id
-        raw = self._state.get(state_key(sid))
-        doc: dict[str, Any] = json.loads(raw) if raw else {"fuse": None, "frames": {}}
-        index = str(msg.frame.index)
-        if index in doc["frames"]:
-            return
-        fuse = FuseState.from_dict(doc["fuse"]) if doc["fuse"] else FuseState()
-        fuse.add([Structure.from_proto(s) for s in msg.structures])
-        doc["fuse"] = fuse.to_dict()
-        doc["frames"][index] = json_format.MessageToDict(
-            msg.stats, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-        self._state.set(state_key(sid), json.dumps(doc).encode())
-        if len(doc["frames"]) < session.frame_count:
-            return
+        with self._state.lock(state_key(sid)):
+            raw = self._state.get(state_key(sid))
+            doc: dict[str, Any] = json.loads(raw) if raw else {"fuse": None, "frames": {}}
+            index = str(msg.frame.index)
+            finished = self._state.get(result_key(sid))
+            if finished is not None:
+                if self._state.get(done_key(sid)) is None:
+                    self._announce(sid, finished.decode())  # the replica before died here
+                return
+            if index in doc["frames"]:
+                return  # a redelivered frame changes nothing
+            fuse = FuseState.from_dict(doc["fuse"]) if doc["fuse"] else FuseState()
+            fuse.add([Structure.from_proto(s) for s in msg.structures])
+            doc["fuse"] = fuse.to_dict()
+            doc["frames"][index] = json_format.MessageToDict(
+                msg.stats,
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,
+            )
+            self._state.set(state_key(sid), json.dumps(doc).encode())
+            if len(doc["frames"]) < session.frame_count:
+                return
+            self._finish(session, fuse, doc)
+
+    def _finish(
+        self, session: pipeline_pb2.SessionSpec, fuse: FuseState, doc: dict[str, Any]
+    ) -> None:
+        sid = session.session_id
         carrier = PROTO_TO_CARRIER.get(session.carrier)
         fused = localize(fuse, carrier)
         result = assemble_result(
@@ -85,18 +103,23 @@ class FuseWorker:
         )
         text = json.dumps(result)
         self._state.set(result_key(sid), text.encode())
+        self._announce(sid, text)
+
+    def _announce(self, sid: str, text: str) -> None:
+        count = len(json.loads(text)["samples"])
         self._events.emit(
             pipeline_pb2.SessionEvent(
                 session_id=sid,
                 kind=pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
-                count=len(result["samples"]),
+                count=count,
             )
         )
         done = pipeline_pb2.SessionEvent(
-            session_id=sid, kind=pipeline_pb2.SESSION_EVENT_KIND_DONE, count=len(result["samples"])
+            session_id=sid, kind=pipeline_pb2.SESSION_EVENT_KIND_DONE, count=count
         )
         done.result.json = text
         self._events.emit(done)
+        self._state.set(done_key(sid), b"1")
 
     def _stats(self, frames: Mapping[str, Mapping[str, Any]], session: Any) -> dict[str, Any]:
         totals = {f: sum(float(fr.get(f, 0)) for fr in frames.values()) for f in STAT_FIELDS}

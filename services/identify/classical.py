@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -87,8 +87,6 @@ class ClassicalIdentifier:
         (slide / plate edges are bold; cover-glass edges are faint).
     well_max_diameter_mm
         A circle this small that closes over most of its perimeter is a ``well``.
-    max_radius_mm
-        Circles larger than this are treated as lines.
     top_k
         Process at most this many regions (highest selection probability first).
     min_region_probability
@@ -110,7 +108,6 @@ class ClassicalIdentifier:
         vote_spread_deg: int = 10,
         strong_contrast: float = 0.12,
         well_max_diameter_mm: float = 9.0,
-        max_radius_mm: float = 40.0,
         top_k: int | None = None,
         min_region_probability: float = 0.0,
         noise_floor: float = 1e-5,
@@ -125,7 +122,6 @@ class ClassicalIdentifier:
         self.vote_spread_deg = vote_spread_deg
         self.strong_contrast = strong_contrast
         self.well_max_diameter_mm = well_max_diameter_mm
-        self.max_radius_mm = max_radius_mm
         self.top_k = top_k
         self.min_region_probability = min_region_probability
         self.noise_floor = noise_floor
@@ -216,9 +212,9 @@ class ClassicalIdentifier:
         nr = int(2 * diag) + 3
         ri = np.round(rho + diag + 1).astype(np.int64)
         na = 180 + 2 * spread
-        acc = np.bincount(((bins + spread) * nr + ri).ravel(), minlength=na * nr).reshape(na, nr)
+        votes = np.bincount(((bins + spread) * nr + ri).ravel(), minlength=na * nr)
         # Both flanks of a thin bright/dark line vote a few px apart: pool them into one peak.
-        acc = cv2.boxFilter(acc.astype(np.float32), -1, (5, 1), normalize=False)
+        acc = cv2.boxFilter(votes.reshape(na, nr).astype(np.float32), -1, (5, 1), normalize=False)
         peak = int(np.argmax(acc))
         if acc.flat[peak] < self.min_support:
             return None, np.zeros(len(pts), dtype=bool)
@@ -229,8 +225,8 @@ class ClassicalIdentifier:
         if line is None:
             return None, np.zeros(len(pts), dtype=bool)
         normal, r, inl = line
-        best = self._line_edge(pts, z, inl, normal, r)
-        circle = self._grow_circle(pts, theta, chain, alive, inl)
+        best, run = self._line_edge(pts, z, inl, normal, r)
+        circle = self._grow_circle(pts, theta, chain, alive, run)
         if circle is not None:
             (cx, cy, rad_px), cin = circle
             span = self._chord(pts[cin])
@@ -243,10 +239,10 @@ class ClassicalIdentifier:
                     pts[cin],
                     circle=(cx, cy, rad_px),
                 )
-                inl = cin
+                run = cin
         if best.support < self.min_support:
-            return None, inl
-        return best, inl
+            return None, run
+        return best, run
 
     def _fit_line(
         self,
@@ -272,7 +268,8 @@ class ClassicalIdentifier:
 
     def _line_edge(
         self, pts: np.ndarray, z: np.ndarray, inl: np.ndarray, normal: np.ndarray, r: float
-    ) -> _Edge:
+    ) -> tuple[_Edge, np.ndarray]:
+        """The line's longest gap-free run of inliers, and those inliers as a mask."""
         direction = np.array([-normal[1], normal[0]])
         idx = np.nonzero(inl)[0]
         t = pts[idx] @ direction
@@ -284,18 +281,18 @@ class ClassicalIdentifier:
         ends = np.concatenate([cuts + 1, [len(t)]])
         k = int(np.argmax(ends - starts))
         t, idx = t[starts[k] : ends[k]], idx[starts[k] : ends[k]]
-        keep = np.zeros_like(inl)
-        keep[idx] = True
-        inl &= keep
+        run = np.zeros_like(inl)
+        run[idx] = True
         foot = normal * r
         p0, p1 = foot + direction * t[0], foot + direction * t[-1]
-        return _Edge(
+        edge = _Edge(
             "line",
             len(idx),
             float(z[idx].mean()),
             pts[idx],
             line=(float(p0[0]), float(p0[1]), float(p1[0]), float(p1[1])),
         )
+        return edge, run
 
     def _grow_circle(
         self,
@@ -328,7 +325,7 @@ class ClassicalIdentifier:
         return circle, inl
 
     def _near(self, edge: _Edge, pts: np.ndarray) -> np.ndarray:
-        """Edge pixels that belong to ``edge``'s outline (both flanks), to drop before the next search."""
+        """Edge pixels on ``edge``'s outline (both flanks), to drop before the next search."""
         band = self.line_half_width_px + 2.0
         if edge.circle is not None:
             cx, cy, rad = edge.circle
@@ -375,15 +372,7 @@ class ClassicalIdentifier:
         va, vb, vc = sample(c + 4.0 * n), sample(c - 4.0 * n), sample(c)
         step = abs(float(np.median(va - vb)))
         ridge = abs(float(np.median(vc - 0.5 * (va + vb))))
-        return _Edge(
-            edge.kind,
-            edge.support,
-            edge.mean_z,
-            edge.points,
-            line=edge.line,
-            circle=edge.circle,
-            contrast=max(step, ridge),
-        )
+        return replace(edge, contrast=max(step, ridge))
 
     def _to_structure(
         self, region: Region, edge: _Edge, origin: np.ndarray, geometry: FrameGeometry
@@ -400,7 +389,7 @@ class ClassicalIdentifier:
             closed = (a1 - a0) > 240.0
             if diameter <= self.well_max_diameter_mm and closed:
                 cls = "well"
-            elif diameter <= 2.0 * self.max_radius_mm and edge.contrast < self.strong_contrast:
+            elif edge.contrast < self.strong_contrast:
                 cls = "round_cover_glass_edge"
             else:
                 cls = "round_structure"

@@ -11,16 +11,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from samplescout import bus as streams
-from samplescout.acquire.drivers import MicroscopeSource, open_microscope
-from samplescout.acquire.sources import BundleSource, FrameSource, FramesSource
-from samplescout.acquire.worker import AcquireWorker
-from samplescout.bundle import open_bundle
-from samplescout.bus import InMemoryBus
+from samplescout.acquire.drivers import open_source
+from samplescout.acquire.sources import FrameSource, FramesSource
+from samplescout.acquire.worker import AcquireWorker, cancel_key
+from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
+from samplescout.consumer import StreamConsumer
 from samplescout.contracts import CARRIER_TO_PROTO
 from samplescout.errors import InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore
@@ -29,11 +30,19 @@ from samplescout.identify.base import Identifier
 from samplescout.identify.classical import ClassicalIdentifier
 from samplescout.identify.worker import IdentifyWorker
 from samplescout.logs import get_logger
+from samplescout.redis_bus import RedisBus
+from samplescout.redis_store import RedisEventLog, RedisFrameStore, RedisStateStore
 from samplescout.select.base import Selector
 from samplescout.select.classical import ClassicalSelector
 from samplescout.select.full_frame import FullFrameSelector
 from samplescout.select.worker import SelectWorker
-from samplescout.sessions import EventLog, InMemoryStateStore, SessionRequest, SessionState
+from samplescout.sessions import (
+    EventLog,
+    EventSink,
+    InMemoryStateStore,
+    SessionRequest,
+    SessionState,
+)
 from samplescout.v1 import pipeline_pb2
 
 log = get_logger(component="pipeline")
@@ -204,6 +213,13 @@ class EmbeddedPipeline:
                             self.bus.ack(stream, group, delivery.entry_id)
 
 
+def check_bundle_root(request: SessionRequest, root: Path | None) -> None:
+    """Refuse bundle paths outside ``root`` (when the server confines clients to one)."""
+    inside = root is None or Path(request.bundle_path or ".").resolve().is_relative_to(root)
+    if request.bundle_path and not inside:
+        raise InputError("request", "bundle_path", "outside the server's bundle root")
+
+
 class SessionManager:
     """:class:`~samplescout.sessions.SessionRunner` on an :class:`EmbeddedPipeline`.
 
@@ -222,18 +238,15 @@ class SessionManager:
         self._lock = threading.Lock()
 
     def _source(self, request: SessionRequest) -> FrameSource:
-        if request.bundle_path:
-            path = Path(request.bundle_path)
-            if self._root is not None and not path.resolve().is_relative_to(self._root):
-                raise InputError("request", "bundle_path", "outside the server's bundle root")
-            return BundleSource(open_bundle(path))
-        if request.microscope:
-            return MicroscopeSource(open_microscope(request.microscope))
+        if request.bundle_path or request.microscope:
+            check_bundle_root(request, self._root)
+            return open_source(bundle_path=request.bundle_path, microscope=request.microscope)
         if request.frames:
             return FramesSource(request.frames, carrier=request.carrier, context=request.context)
         raise InputError("request", "source", "give a bundle path, a microscope or frames")
 
-    def _method(self, request: SessionRequest) -> Method | None:
+    @staticmethod
+    def _method(request: SessionRequest) -> Method | None:
         if not request.method:
             return None
         try:
@@ -298,3 +311,258 @@ class SessionManager:
 
     def result(self, session_id: str) -> dict[str, Any] | None:
         return self.pipeline.result(session_id)
+
+
+# --- distributed mode -------------------------------------------------------------
+
+STAGE_STREAMS: dict[str, tuple[str, type[Any]]] = {
+    "acquire": (streams.ACQUIRE, pipeline_pb2.AcquireRequest),
+    "select": (streams.FRAMES, pipeline_pb2.FrameAcquired),
+    "identify": (streams.REGIONS, pipeline_pb2.RegionsSelected),
+    "fuse": (streams.STRUCTURES, pipeline_pb2.StructuresIdentified),
+}
+WORKER_SERVICES = tuple(STAGE_STREAMS)
+SERVICES = (*WORKER_SERVICES, "control")
+
+
+@dataclass
+class RedisBackends:
+    client: Any
+    bus: RedisBus
+    store: RedisFrameStore
+    state: RedisStateStore
+    events: RedisEventLog
+
+
+def connect_redis(settings: Settings) -> RedisBackends:
+    """Connect to ``settings.redis_url`` or fail with one line naming the URL."""
+    import redis
+
+    url = settings.redis_url or ""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise OperationalError(
+            f"cannot reach Redis at {redact_url(url)} ({exc}); run without --redis for the "
+            "embedded mode"
+        ) from None
+    return RedisBackends(
+        client=client,
+        bus=RedisBus(client),
+        store=RedisFrameStore(client, ttl_s=settings.frame_ttl_s),
+        state=RedisStateStore(client, ttl_s=settings.frame_ttl_s),
+        events=RedisEventLog(client, ttl_s=settings.frame_ttl_s),
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def fail_session_on_dead(
+    events: EventSink, message_type: type[Any]
+) -> Callable[[Delivery, str], None]:
+    """When an entry is dead-lettered, its session fails with the reason (never hangs)."""
+
+    def on_dead(delivery: Delivery, reason: str) -> None:
+        try:
+            sid = message_type.FromString(delivery.payload).session.session_id
+        except Exception:  # an undecodable entry belongs to no session we can name
+            log.error("undecodable dead letter", stream=delivery.stream, entry_id=delivery.entry_id)
+            return
+        events.emit(
+            pipeline_pb2.SessionEvent(
+                session_id=sid, kind=pipeline_pb2.SESSION_EVENT_KIND_FAILED, message=reason
+            )
+        )
+
+    return on_dead
+
+
+def build_stage_handler(
+    name: str, backends: RedisBackends, settings: Settings
+) -> Callable[[bytes], None]:
+    """The handler of one worker service, with its models loaded once."""
+    common = {"bus": backends.bus, "store": backends.store, "events": backends.events}
+    if name == "acquire":
+        return AcquireWorker(
+            **common, coarse_factor=settings.coarse_factor, state=backends.state
+        ).handle
+    if name == "select":
+        return SelectWorker(**common, selectors=default_selectors()).handle
+    if name == "identify":
+        return IdentifyWorker(
+            **common, identifier=ClassicalIdentifier(), top_k=settings.top_k
+        ).handle
+    if name == "fuse":
+        return FuseWorker(
+            state=backends.state, events=backends.events, models=default_models()
+        ).handle
+    raise ValueError(f"unknown service {name!r} (one of {', '.join(SERVICES)})")
+
+
+class DistributedRunner:
+    """:class:`~samplescout.sessions.SessionRunner` for the control front door over Redis.
+
+    Sessions from a bundle or a microscope are handed to the acquire service; frames
+    uploaded with ``LocalizeFrames`` are written to the frame store here. Session state
+    is derived from the session's event stream, so any control replica can answer.
+    """
+
+    def __init__(
+        self,
+        backends: RedisBackends,
+        *,
+        settings: Settings,
+        bundle_root: Path | None = None,
+        result_timeout_s: float = 600.0,
+    ) -> None:
+        self._b = backends
+        self.events = backends.events
+        self._settings = settings
+        self._root = bundle_root.resolve() if bundle_root else None
+        self._timeout = result_timeout_s
+        self._acquire = AcquireWorker(
+            bus=backends.bus,
+            store=backends.store,
+            events=backends.events,
+            coarse_factor=settings.coarse_factor,
+        )
+
+    def _spec(
+        self, request: SessionRequest, frame_count: int, source: str
+    ) -> pipeline_pb2.SessionSpec:
+        method = SessionManager._method(request) or self._settings.method
+        return pipeline_pb2.SessionSpec(
+            session_id=uuid.uuid4().hex,
+            carrier=CARRIER_TO_PROTO.get(request.carrier, CARRIER_TO_PROTO[None]),
+            context=dict(request.context),
+            frame_count=frame_count,
+            method=method.value,
+            started_unix=time.time(),
+            source=source,
+        )
+
+    def start(self, request: SessionRequest) -> str:
+        if not (request.bundle_path or request.microscope):
+            raise InputError("request", "source", "give a bundle path or a microscope address")
+        check_bundle_root(request, self._root)
+        # Validate here so the client gets INVALID_ARGUMENT, not a failed session.
+        source = open_source(bundle_path=request.bundle_path, microscope=request.microscope)
+        spec = self._spec(request, source.frame_count, source.name)
+        if source.carrier and not request.carrier:
+            spec.carrier = CARRIER_TO_PROTO[source.carrier]
+        spec.context.update({**source.context, **request.context})
+        self._started(spec)
+        acquire = pipeline_pb2.AcquireRequest(session=spec)
+        if request.bundle_path:
+            acquire.bundle_path = str(Path(request.bundle_path).resolve())
+        else:
+            acquire.microscope = request.microscope or ""
+        self._b.bus.publish(streams.ACQUIRE, acquire.SerializeToString())
+        return spec.session_id
+
+    def run(self, request: SessionRequest) -> dict[str, Any]:
+        if request.frames:
+            spec = self._spec(request, len(request.frames), "request")
+            sid = spec.session_id
+            self._started(spec)
+            for index, (image, pose) in enumerate(request.frames):
+                self._acquire.submit(spec, index, image, pose)
+        else:
+            sid = self.start(request)
+        for event in self.events.follow(sid, timeout_s=self._timeout):
+            if event.kind == pipeline_pb2.SESSION_EVENT_KIND_DONE:
+                return json.loads(event.result.json)
+            if event.kind in (
+                pipeline_pb2.SESSION_EVENT_KIND_FAILED,
+                pipeline_pb2.SESSION_EVENT_KIND_CANCELLED,
+            ):
+                raise OperationalError(event.message or f"session {sid} failed")
+        raise OperationalError(f"session {sid}: no result within {self._timeout:.0f} s")
+
+    def _started(self, spec: pipeline_pb2.SessionSpec) -> None:
+        self.events.emit(
+            pipeline_pb2.SessionEvent(
+                session_id=spec.session_id,
+                kind=pipeline_pb2.SESSION_EVENT_KIND_STARTED,
+                count=spec.frame_count,
+                message=spec.source,
+            )
+        )
+
+    def cancel(self, session_id: str) -> SessionState:
+        state = self.state(session_id)[0]
+        if state is SessionState.RUNNING:
+            self._b.state.set(cancel_key(session_id), b"1")
+        return state
+
+    def state(self, session_id: str) -> tuple[SessionState, str]:
+        events = self.events.events(session_id)
+        if not events:
+            return SessionState.UNKNOWN, ""
+        for event in reversed(events):
+            if event.kind in TERMINAL_STATE:
+                return TERMINAL_STATE[event.kind], event.message
+        return SessionState.RUNNING, ""
+
+    def result(self, session_id: str) -> dict[str, Any] | None:
+        raw = self._b.state.get(result_key(session_id))
+        return None if raw is None else json.loads(raw)
+
+
+TERMINAL_STATE = {
+    pipeline_pb2.SESSION_EVENT_KIND_DONE: SessionState.DONE,
+    pipeline_pb2.SESSION_EVENT_KIND_FAILED: SessionState.FAILED,
+    pipeline_pb2.SESSION_EVENT_KIND_CANCELLED: SessionState.CANCELLED,
+}
+
+
+def run_worker_service(
+    name: str,
+    *,
+    settings: Settings,
+    grpc_address: str | None,
+    stop: threading.Event,
+) -> None:
+    """Run one worker service until ``stop`` is set, with a gRPC health endpoint."""
+    import socket
+
+    from grpc_health.v1 import health_pb2
+
+    from samplescout.health import start_health_server
+
+    backends = connect_redis(settings)
+    stream, message_type = STAGE_STREAMS[name]
+    consumer = StreamConsumer(
+        bus=backends.bus,
+        stream=stream,
+        group=name,
+        consumer=settings.consumer or socket.gethostname(),
+        handler=build_stage_handler(name, backends, settings),
+        on_dead=fail_session_on_dead(backends.events, message_type),
+        max_deliveries=settings.max_deliveries,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
+        reclaim_every_s=settings.reclaim_every_s,
+    )
+    health_server = None
+    health_servicer = None
+    if grpc_address:
+        health_server, health_servicer = start_health_server(grpc_address)
+    log.warning("worker started", service=name, consumer=consumer.consumer, stream=stream)
+    try:
+        consumer.run(stop)
+    finally:
+        if health_servicer is not None and health_server is not None:
+            health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+            health_server.stop(5)
+        log.warning("worker stopped", service=name, handled=consumer.handled)

@@ -92,12 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "serve",
-        help="run a gRPC service (ControlService on the embedded pipeline)",
-        description="Serve the LIMS-facing ControlService over gRPC with the embedded pipeline "
-        "in this process.",
+        help="run a service: control (gRPC front door) or a pipeline worker",
+        description="Run one service. `control` serves the LIMS-facing ControlService over "
+        "gRPC, on the embedded pipeline in this process or, with --redis, as the front door "
+        "of the distributed services. acquire/select/identify/fuse are workers on Redis "
+        "Streams (they need --redis) with a gRPC health endpoint for probes. SIGTERM drains.",
     )
-    p.add_argument("service", choices=("control",))
-    p.add_argument("--grpc", default="127.0.0.1:50051", help="listen address host:port")
+    p.add_argument("service", choices=("control", "acquire", "select", "identify", "fuse"))
+    p.add_argument(
+        "--redis",
+        dest="redis_url",
+        help="Redis URL, e.g. redis://host:6379/0 (default: $SAMPLESCOUT_REDIS_URL; "
+        "control without it runs embedded)",
+    )
+    p.add_argument(
+        "--grpc",
+        help="listen address host:port (control default 127.0.0.1:50051; workers: health only)",
+    )
+    p.add_argument("--metrics-port", type=int, default=0, help="Prometheus /metrics port (0: off)")
+    p.add_argument("--consumer", help="consumer name in the group (default: host name)")
     p.add_argument(
         "--bundle-root",
         type=Path,
@@ -130,6 +143,8 @@ def _settings(ns: argparse.Namespace) -> Settings:
             method=getattr(ns, "method", None),
             top_k=getattr(ns, "top_k", None),
             coarse_factor=getattr(ns, "coarse_factor", None),
+            redis_url=getattr(ns, "redis_url", None),
+            consumer=getattr(ns, "consumer", None),
             log_format=ns.log_format,
             log_level=ns.log_level,
         )
@@ -233,11 +248,37 @@ def cmd_demo(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(ns: argparse.Namespace, settings: Settings) -> int:
-    from samplescout.app import EmbeddedPipeline, SessionManager
-    from samplescout.control.server import serve_control
+    import signal
+    import threading
 
-    runner = SessionManager(EmbeddedPipeline(settings=settings), bundle_root=ns.bundle_root)
-    serve_control(runner, address=ns.grpc)
+    from samplescout import app
+    from samplescout.metrics import serve_metrics
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    serve_metrics(ns.metrics_port)
+    if ns.service == "control":
+        from samplescout.control.server import serve_control
+
+        runner: Any
+        if settings.redis_url:
+            runner = app.DistributedRunner(
+                app.connect_redis(settings), settings=settings, bundle_root=ns.bundle_root
+            )
+        else:
+            runner = app.SessionManager(
+                app.EmbeddedPipeline(settings=settings), bundle_root=ns.bundle_root
+            )
+        serve_control(runner, address=ns.grpc or "127.0.0.1:50051", stop=stop)
+        return 0
+    if not settings.redis_url:
+        raise InputError(
+            "serve",
+            "--redis",
+            f"the {ns.service} worker needs a Redis URL (or SAMPLESCOUT_REDIS_URL)",
+        )
+    app.run_worker_service(ns.service, settings=settings, grpc_address=ns.grpc, stop=stop)
     return 0
 
 

@@ -36,6 +36,16 @@ class Settings:
         Identify at most this many regions per frame, highest probability first (0: all).
     log_format
         ``console`` or ``json``.
+    consumer
+        This worker's consumer name in its group; stable across restarts of the same
+        replica (default: the host name, which is the pod name on Kubernetes).
+    max_deliveries
+        Deliveries after which an entry goes to the dead-letter stream.
+    reclaim_idle_ms
+        Entries pending longer than this for another consumer are taken over; keep it
+        above the slowest handler's time.
+    frame_ttl_s
+        Lifetime of frames and session state in Redis.
     """
 
     redis_url: str | None = None
@@ -44,6 +54,11 @@ class Settings:
     top_k: int = 0
     log_format: str = "console"
     log_level: str = "warning"
+    consumer: str = ""
+    max_deliveries: int = 5
+    reclaim_idle_ms: int = 120_000
+    reclaim_every_s: float = 10.0
+    frame_ttl_s: int = 3600
 
     def __post_init__(self) -> None:
         if self.coarse_factor < 1 or self.coarse_factor > 64:
@@ -73,7 +88,12 @@ class Settings:
 
 
 def _convert(name: str, raw: str) -> Any:
-    if name in ("coarse_factor", "top_k"):
+    if name == "reclaim_every_s":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
+    if name in ("coarse_factor", "top_k", "max_deliveries", "reclaim_idle_ms", "frame_ttl_s"):
         try:
             return int(raw)
         except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -29,7 +30,10 @@ class StateStore(Protocol):
 
     Contract: ``get`` returns the bytes last ``set`` under ``key`` or ``None``;
     ``set`` replaces them whole (readers never see a partial value); ``delete``
-    removes them. Values survive the process that wrote them where the backend does.
+    removes them; ``lock(key)`` is a context manager that serialises read-modify-write
+    cycles on ``key`` across all processes sharing the store, and expires by itself
+    when its holder dies. Values survive the process that wrote them where the
+    backend does.
     """
 
     def get(self, key: str) -> bytes | None: ...
@@ -38,11 +42,14 @@ class StateStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def lock(self, key: str) -> AbstractContextManager[object]: ...
+
 
 class InMemoryStateStore:
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._locks: dict[str, threading.RLock] = {}
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -55,6 +62,10 @@ class InMemoryStateStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+
+    def lock(self, key: str) -> AbstractContextManager[object]:
+        with self._lock:
+            return self._locks.setdefault(key, threading.RLock())
 
 
 @runtime_checkable

@@ -76,6 +76,16 @@ class FrameStats(_message.Message):
     regions_identified: int
     def __init__(self, decode_seconds: _Optional[float] = ..., coarse_seconds: _Optional[float] = ..., select_seconds: _Optional[float] = ..., identify_seconds: _Optional[float] = ..., full_res_pixels: _Optional[int] = ..., coarse_pixels: _Optional[int] = ..., full_res_pixels_read: _Optional[int] = ..., regions: _Optional[int] = ..., regions_identified: _Optional[int] = ...) -> None: ...
 
+class AcquireRequest(_message.Message):
+    __slots__ = ("session", "bundle_path", "microscope")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_PATH_FIELD_NUMBER: _ClassVar[int]
+    MICROSCOPE_FIELD_NUMBER: _ClassVar[int]
+    session: SessionSpec
+    bundle_path: str
+    microscope: str
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., bundle_path: _Optional[str] = ..., microscope: _Optional[str] = ...) -> None: ...
+
 class FrameAcquired(_message.Message):
     __slots__ = ("session", "frame", "stats")
     SESSION_FIELD_NUMBER: _ClassVar[int]

@@ -1,0 +1,127 @@
+"""Selection networks on the coarse frame: a small U-Net and a sliding-window patch classifier.
+
+Both read the same two-channel input made by :func:`prepare_input` and classify into
+:data:`samplescout.annotate.SELECT_CLASSES` (no_structure, structure, label, non_sample).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Inputs are padded to a multiple of this (four stride-2 stages).
+ALIGN = 16
+
+
+def prepare_input(coarse: np.ndarray) -> np.ndarray:
+    """Two channels ``(2, h, w)`` float32 from a coarse grey image in [0, 1].
+
+    Channel 0: the image minus its median over its robust range, so 16-bit frames that
+    hold 12-bit data (values up to 1/16) look like any other. Channel 1: the local
+    high-pass in units of the frame's own noise, which is what makes faint edges visible
+    whatever the exposure.
+    """
+    img = np.ascontiguousarray(coarse, dtype=np.float32)
+    sub = img[::2, ::2]
+    lo, med, hi = np.percentile(sub, (0.5, 50.0, 99.5))
+    scale = max(float(hi - lo), 1e-6)
+    c0 = np.clip((img - med) / scale, -3.0, 3.0)
+    hp = img - cv2.GaussianBlur(img, (0, 0), 2.0)
+    lap = cv2.Laplacian(img, cv2.CV_32F, ksize=1)
+    sigma = max(float(np.median(np.abs(lap[::2, ::2]))) * 1.4826 / 2.83, 1e-7)
+    c1 = np.clip(hp / (4.0 * sigma), -4.0, 4.0)
+    return np.stack([c0, c1]).astype(np.float32)
+
+
+def pad_to(x: torch.Tensor, align: int = ALIGN) -> torch.Tensor:
+    """Replicate-pad the last two dims up to a multiple of ``align``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % align, (-w) % align
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class SelectUNet(nn.Module):
+    """A light U-Net: four stride-2 stages, additive skips, logits at 1/2 resolution.
+
+    Parameters
+    ----------
+    width
+        Channels of the first stage; later stages use 2x, 4x, 6x.
+    classes
+        Output classes.
+    """
+
+    def __init__(self, width: int = 8, classes: int = 4, in_channels: int = 2) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = width, 2 * width, 4 * width, 6 * width
+        self.hparams = {"width": width, "classes": classes, "in_channels": in_channels}
+        self.e1 = nn.Sequential(_block(in_channels, c1, 2), _block(c1, c1))
+        self.e2 = nn.Sequential(_block(c1, c2, 2), _block(c2, c2))
+        self.e3 = nn.Sequential(_block(c2, c3, 2), _block(c3, c3))
+        self.e4 = nn.Sequential(_block(c3, c4, 2), _block(c4, c4), _block(c4, c4))
+        self.l4 = nn.Conv2d(c4, c3, 1)
+        self.d3 = _block(c3, c3)
+        self.l3 = nn.Conv2d(c3, c2, 1)
+        self.d2 = _block(c2, c2)
+        self.l2 = nn.Conv2d(c2, c1, 1)
+        self.d1 = _block(c1, c1)
+        self.head = nn.Conv2d(c1, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at half the input resolution, ``(n, classes, h/2, w/2)``."""
+        e1 = self.e1(x)
+        e2 = self.e2(e1)
+        e3 = self.e3(e2)
+        e4 = self.e4(e3)
+        d3 = self.d3(e3 + F.interpolate(self.l4(e4), scale_factor=2.0, mode="nearest"))
+        d2 = self.d2(e2 + F.interpolate(self.l3(d3), scale_factor=2.0, mode="nearest"))
+        d1 = self.d1(e1 + F.interpolate(self.l2(d2), scale_factor=2.0, mode="nearest"))
+        return self.head(d1)
+
+    def full_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at the input resolution."""
+        return F.interpolate(self.forward(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class PatchNet(nn.Module):
+    """Patch classifier applied as a sliding window (fully convolutionally).
+
+    Output cell ``(i, j)`` classifies the window of ``window`` coarse pixels centred on
+    coarse block ``[stride*j, stride*(j+1)) x [stride*i, stride*(i+1))``: the same result
+    as cutting the windows out one by one, at a fraction of the cost.
+    """
+
+    window = 16
+    stride = 8
+
+    def __init__(self, width: int = 12, classes: int = 4, in_channels: int = 2) -> None:
+        super().__init__()
+        c1, c2, c3 = width, 2 * width, 4 * width
+        self.hparams = {"width": width, "classes": classes, "in_channels": in_channels}
+        self.body = nn.Sequential(
+            _block(in_channels, c1, 2),
+            _block(c1, c1),
+            _block(c1, c2, 2),
+            _block(c2, c2),
+            _block(c2, c3, 2),
+            _block(c3, c3),
+        )
+        self.head = nn.Conv2d(c3, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits per window, ``(n, classes, h/8, w/8)``."""
+        return self.head(self.body(x))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": SelectUNet, "patch": PatchNet}

@@ -1,0 +1,206 @@
+"""Learned selection: the U-Net of :mod:`samplescout.select.model` behind the Selector protocol."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+from samplescout.coarse import coarse_box_to_full
+from samplescout.contracts import Region
+from samplescout.geometry import FrameGeometry, normalize_angle_deg
+from samplescout.registry import ModelRecord, Registry
+from samplescout.select.model import ARCHITECTURES, pad_to, prepare_input
+
+
+def pick_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(record: ModelRecord, device: torch.device) -> torch.nn.Module:
+    """Instantiate the record's architecture and load its weights (eval mode)."""
+    meta = record.metadata
+    cls = ARCHITECTURES[meta["architecture"]]
+    model = cls(**meta.get("hparams", {}))
+    model.load_state_dict(record.load_state_dict(device))
+    return model.to(device).eval()
+
+
+def orientation_map(coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Structure-tensor components ``(jxx, jyy, jxy)`` of the coarse image."""
+    g = cv2.GaussianBlur(coarse, (0, 0), 0.8)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    return gx * gx, gy * gy, gx * gy
+
+
+def tile_angle(jxx: np.ndarray, jyy: np.ndarray, jxy: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
+    """Edge direction (deg, image axes) of the pixels ``(ys, xs)``: normal to the mean gradient."""
+    sxx, syy, sxy = float(jxx[ys, xs].sum()), float(jyy[ys, xs].sum()), float(jxy[ys, xs].sum())
+    return 0.5 * math.degrees(math.atan2(2.0 * sxy, sxx - syy)) + 90.0
+
+
+def make_region(
+    *,
+    frame_index: int,
+    rank: int,
+    cbox: tuple[int, int, int, int],
+    probability: float,
+    angle_px: float,
+    kind: str,
+    geometry: FrameGeometry,
+    factor: int,
+    margin_px: int,
+) -> Region:
+    """A :class:`Region` from a coarse box (full-res box, holder polygon, holder angle)."""
+    box = coarse_box_to_full(cbox, factor, geometry.width, geometry.height, margin_px)
+    poly = geometry.box_to_holder(*box)
+    return Region(
+        frame_index=frame_index,
+        region_index=rank,
+        box_px=box,
+        probability=float(min(1.0, max(0.0, probability))),
+        orientation_deg=normalize_angle_deg(angle_px + geometry.pose.rotation_deg),
+        kind=kind,
+        polygon_mm=tuple((float(a), float(b)) for a, b in poly),
+    )
+
+
+class NetSelector:
+    """Selection by the coarse-frame U-Net: class map -> threshold -> connected regions.
+
+    Parameters
+    ----------
+    model
+        A :class:`~samplescout.select.model.SelectUNet` in eval mode.
+    threshold
+        Minimum structure probability of a coarse pixel to be part of a region.
+    label_threshold
+        Minimum label probability for label regions.
+    tile_px
+        Largest region side in full-resolution pixels (margin included).
+    margin_px
+        Full-resolution margin around every region.
+    min_area
+        Connected components smaller than this (coarse pixels) are dropped.
+    device
+        Where the model runs.
+    name
+        Provenance string (``name@version``).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        threshold: float = 0.5,
+        label_threshold: float = 0.5,
+        tile_px: int = 256,
+        margin_px: int = 8,
+        min_area: int = 3,
+        device: torch.device | None = None,
+        name: str = "select-unet",
+    ) -> None:
+        if tile_px <= 2 * margin_px:
+            raise ValueError("tile_px must exceed twice margin_px")
+        self.device = device or pick_device()
+        self.model = model.to(self.device).eval()
+        self.threshold = threshold
+        self.label_threshold = label_threshold
+        self.tile_px = tile_px
+        self.margin_px = margin_px
+        self.min_area = min_area
+        self.name = name
+
+    def probabilities(self, coarse: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(4, h, w)`` per coarse pixel."""
+        h, w = coarse.shape
+        x = torch.from_numpy(prepare_input(coarse))[None].to(self.device)
+        with torch.inference_mode():
+            logits = self.model.full_logits(pad_to(x))[..., :h, :w]  # type: ignore[operator]
+            prob = torch.softmax(logits, dim=1)[0]
+        return prob.float().cpu().numpy()
+
+    def select(
+        self, coarse: np.ndarray, *, frame_index: int, geometry: FrameGeometry, factor: int
+    ) -> list[Region]:
+        """Candidate regions of one frame, most probable first (see ``Selector``)."""
+        coarse = np.ascontiguousarray(coarse, dtype=np.float32)
+        prob = self.probabilities(coarse)
+        tensor = orientation_map(coarse)
+        found: list[tuple[float, tuple[int, int, int, int], float, str]] = []
+        for cls_id, kind, thr in ((1, "structure", self.threshold), (2, "label", self.label_threshold)):
+            p = prob[cls_id]
+            found.extend(self._components(p, p >= thr, kind, tensor, factor))
+        order = sorted(found, key=lambda f: (-f[0], f[1][1], f[1][0], f[3]))
+        return [
+            make_region(
+                frame_index=frame_index,
+                rank=rank,
+                cbox=cbox,
+                probability=pr,
+                angle_px=angle,
+                kind=kind,
+                geometry=geometry,
+                factor=factor,
+                margin_px=self.margin_px,
+            )
+            for rank, (pr, cbox, angle, kind) in enumerate(order)
+        ]
+
+    def _components(
+        self,
+        prob: np.ndarray,
+        mask: np.ndarray,
+        kind: str,
+        tensor: tuple[np.ndarray, np.ndarray, np.ndarray],
+        factor: int,
+    ) -> list[tuple[float, tuple[int, int, int, int], float, str]]:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        step = max(1, (self.tile_px - 2 * self.margin_px) // factor)
+        out = []
+        for lab in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[lab])
+            if area < self.min_area:
+                continue
+            for ty in range(y, y + h, step):
+                for tx in range(x, x + w, step):
+                    sub = labels[ty : min(ty + step, y + h), tx : min(tx + step, x + w)] == lab
+                    if not sub.any():
+                        continue
+                    ys, xs = np.nonzero(sub)
+                    ys, xs = ys + ty, xs + tx
+                    cbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+                    top = np.sort(prob[ys, xs])[-3:]
+                    angle = tile_angle(*tensor, ys, xs)
+                    out.append((float(top.mean()), cbox, angle, kind))
+        return out
+
+
+def load_selector(
+    registry: Registry | str | None = None,
+    context: dict[str, str] | None = None,
+    variant: str = "unet",
+    **options: float,
+) -> NetSelector:
+    """A ready selector from the registry (``variant``: ``unet`` or ``patch``).
+
+    The model is ``select-<variant>`` resolved by context when the registry has one for
+    that context, else the ``select-default`` alias (unet) or ``select-patch``. The
+    selector's ``name`` is the provenance string, e.g. ``select-unet@1``.
+    """
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    if variant == "patch":
+        from samplescout.select.patches import PatchSelector
+
+        rec = reg.resolve("select-patch", context)
+        device = pick_device()
+        return PatchSelector(build_model(rec, device), device=device, name=rec.ref, **options)  # type: ignore[return-value, arg-type]
+    if variant != "unet":
+        raise ValueError(f"unknown selection variant {variant!r} (unet or patch)")
+    rec = reg.resolve("select", context)
+    device = pick_device()
+    return NetSelector(build_model(rec, device), device=device, name=rec.ref, **options)  # type: ignore[arg-type]
