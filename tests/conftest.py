@@ -89,3 +89,15 @@ def easy_wide_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+@pytest.fixture()
+def redis_client(redis_server: str):
+    """A client on the test database, flushed before and after each test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

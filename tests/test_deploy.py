@@ -239,6 +239,36 @@ def test_uid_matches_manifests() -> None:
             assert dep["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
 
 
+def test_manifests_match_the_code() -> None:
+    """Stream and group names, settings and service commands are the ones the code uses."""
+    from samplescout import bus
+    from samplescout.app import STAGE_STREAMS
+    from samplescout.cli import build_parser
+    from samplescout.config import ENV_PREFIX, Settings
+
+    # Each worker consumes its stage's stream in a group named after the stage.
+    assert {name: (stream, name) for name, (stream, _) in STAGE_STREAMS.items()} == STREAMS
+    assert bus.DEAD == "samplescout:dead"
+
+    config = by_kind(resolve(K8S / "base"), "ConfigMap")["samplescout-config"]["data"]
+    fields = {ENV_PREFIX + f.upper() for f in Settings.__dataclass_fields__}
+    assert set(config) - fields == {"SAMPLESCOUT_REDIS_ADDRESS"}, "unknown settings"
+    assert "SAMPLESCOUT_CONSUMER" not in config, "consumer names must differ per replica"
+    settings = Settings.from_env(config)
+    assert settings.redis_url == config["SAMPLESCOUT_REDIS_URL"]
+    assert settings.log_format == "json"
+
+    parser = build_parser()
+    compose = _compose()["services"]
+    for dep in by_kind(resolve(K8S / "base"), "Deployment").values():
+        if dep["metadata"]["name"] != "redis":
+            ns = parser.parse_args(main_container(dep)["args"])
+            assert ns.metrics_port == METRICS_PORT
+    for name in SERVICES:
+        ns = parser.parse_args(compose[name]["command"])
+        assert ns.service == name and ns.redis_url == "redis://redis:6379/0"
+
+
 # --------------------------------------------------------------------------- compose
 
 

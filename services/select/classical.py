@@ -10,7 +10,6 @@ threshold would lose them.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import cv2
@@ -156,61 +155,64 @@ class ClassicalSelector:
         """Candidate regions of one frame, most probable first (see :class:`Selector`)."""
         prob, (jxx, jyy, jxy) = self.probability_map(coarse)
         mask = (prob >= self.threshold).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        ys, xs = np.nonzero(mask)
+        lab = labels[ys, xs]
+        keep = stats[lab, cv2.CC_STAT_AREA] >= self.min_area
+        ys, xs, lab = ys[keep], xs[keep], lab[keep]
+        if len(ys) == 0:
+            return []
+        # Tiles of each component on a grid anchored at its bounding box: a tile holds
+        # the component's pixels in one step x step cell.
         step = max(1, (self.tile_px - 2 * self.margin_px) // factor)
-        found: list[tuple[float, tuple[int, int, int, int], float, str]] = []
-        for lab in range(1, n):
-            x, y, w, h, area = (int(v) for v in stats[lab])
-            if area < self.min_area:
-                continue
-            for ty in range(y, y + h, step):
-                for tx in range(x, x + w, step):
-                    sub = labels[ty : min(ty + step, y + h), tx : min(tx + step, x + w)] == lab
-                    if not sub.any():
-                        continue
-                    found.append(self._tile(sub, tx, ty, prob, jxx, jyy, jxy, step))
-        regions: list[Region] = []
-        order = sorted(found, key=lambda f: (-f[0], f[1][1], f[1][0]))
-        for rank, (p, cbox, angle, kind) in enumerate(order):
-            box = coarse_box_to_full(cbox, factor, geometry.width, geometry.height, self.margin_px)
-            poly = geometry.box_to_holder(*box)
-            regions.append(
-                Region(
-                    frame_index=frame_index,
-                    region_index=rank,
-                    box_px=box,
-                    probability=p,
-                    orientation_deg=normalize_angle_deg(angle + geometry.pose.rotation_deg),
-                    kind=kind,
-                    polygon_mm=tuple((float(a), float(b)) for a, b in poly),
-                )
-            )
-        return regions
-
-    def _tile(
-        self,
-        sub: np.ndarray,
-        tx: int,
-        ty: int,
-        prob: np.ndarray,
-        jxx: np.ndarray,
-        jyy: np.ndarray,
-        jxy: np.ndarray,
-        step: int,
-    ) -> tuple[float, tuple[int, int, int, int], float, str]:
-        ys, xs = np.nonzero(sub)
-        ys = ys + ty
-        xs = xs + tx
-        cbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-        p = np.sort(prob[ys, xs])[-3:]
-        sxx, syy, sxy = float(jxx[ys, xs].sum()), float(jyy[ys, xs].sum()), float(jxy[ys, xs].sum())
+        tx = (xs - stats[lab, cv2.CC_STAT_LEFT]) // step
+        ty = (ys - stats[lab, cv2.CC_STAT_TOP]) // step
+        span = int(max(coarse.shape)) // step + 1
+        keys = (lab.astype(np.int64) * span + ty) * span + tx
+        _, tile, count = np.unique(keys, return_inverse=True, return_counts=True)
+        nt = len(count)
+        x0 = np.full(nt, np.iinfo(np.int64).max)
+        y0 = np.full(nt, np.iinfo(np.int64).max)
+        x1 = np.zeros(nt, np.int64)
+        y1 = np.zeros(nt, np.int64)
+        pmax = np.zeros(nt, np.float64)
+        np.minimum.at(x0, tile, xs)
+        np.minimum.at(y0, tile, ys)
+        np.maximum.at(x1, tile, xs + 1)
+        np.maximum.at(y1, tile, ys + 1)
+        np.maximum.at(pmax, tile, prob[ys, xs])
+        sxx = np.bincount(tile, jxx[ys, xs], nt)
+        syy = np.bincount(tile, jyy[ys, xs], nt)
+        sxy = np.bincount(tile, jxy[ys, xs], nt)
         # The tensor's main axis is the gradient normal; the edge runs perpendicular to it.
-        angle = 0.5 * math.degrees(math.atan2(2.0 * sxy, sxx - syy)) + 90.0
-        coherence = math.hypot(sxx - syy, 2.0 * sxy) / max(sxx + syy, 1e-12)
-        density = len(ys) / float(step * step)
-        kind = (
-            "label"
-            if density > self.label_density and coherence < self.label_coherence
-            else "structure"
+        angle = 0.5 * np.degrees(np.arctan2(2.0 * sxy, sxx - syy)) + 90.0
+        coherence = np.hypot(sxx - syy, 2.0 * sxy) / np.maximum(sxx + syy, 1e-12)
+        label = (count / float(step * step) > self.label_density) & (
+            coherence < self.label_coherence
         )
-        return float(p.mean()), cbox, angle, kind
+        order = np.lexsort((x0, y0, -pmax))
+        boxes = [
+            coarse_box_to_full(
+                (int(x0[t]), int(y0[t]), int(x1[t]), int(y1[t])),
+                factor,
+                geometry.width,
+                geometry.height,
+                self.margin_px,
+            )
+            for t in order
+        ]
+        corners = np.array([[[a, b], [c, b], [c, d], [a, d]] for a, b, c, d in boxes]) - 0.5
+        polys = geometry.pixel_to_holder(corners)
+        rot = geometry.pose.rotation_deg
+        return [
+            Region(
+                frame_index=frame_index,
+                region_index=rank,
+                box_px=box,
+                probability=float(pmax[t]),
+                orientation_deg=normalize_angle_deg(float(angle[t]) + rot),
+                kind="label" if label[t] else "structure",
+                polygon_mm=tuple((float(a), float(b)) for a, b in poly),
+            )
+            for rank, (t, box, poly) in enumerate(zip(order, boxes, polys, strict=True))
+        ]

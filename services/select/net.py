@@ -12,7 +12,7 @@ from samplescout.coarse import coarse_box_to_full
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, normalize_angle_deg
 from samplescout.registry import ModelRecord, Registry
-from samplescout.select.model import ARCHITECTURES, pad_to, prepare_input
+from samplescout.select.model import ARCHITECTURES, fuse_for_inference, pad_to, prepare_input
 
 
 def pick_device() -> torch.device:
@@ -26,7 +26,10 @@ def build_model(record: ModelRecord, device: torch.device) -> torch.nn.Module:
     cls = ARCHITECTURES[meta["architecture"]]
     model = cls(**meta.get("hparams", {}))
     model.load_state_dict(record.load_state_dict(device))
-    return model.to(device).eval()
+    model.eval()
+    if device.type == "cpu":
+        model = fuse_for_inference(model)
+    return model.to(device)
 
 
 def orientation_map(coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,8 +122,9 @@ class NetSelector:
         """Class probabilities ``(4, h, w)`` per coarse pixel."""
         h, w = coarse.shape
         x = torch.from_numpy(prepare_input(coarse))[None].to(self.device)
+        x = pad_to(x).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            logits = self.model.full_logits(pad_to(x))[..., :h, :w]  # type: ignore[operator]
+            logits = self.model.full_logits(x)[..., :h, :w]  # type: ignore[operator]
             prob = torch.softmax(logits, dim=1)[0]
         return prob.float().cpu().numpy()
 

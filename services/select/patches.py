@@ -66,8 +66,9 @@ class PatchSelector:
     def window_probabilities(self, coarse: np.ndarray) -> np.ndarray:
         """Class probabilities ``(4, ceil(h/8), ceil(w/8))`` per window."""
         x = torch.from_numpy(prepare_input(coarse))[None].to(self.device)
+        x = pad_to(x).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            prob = torch.softmax(self.model(pad_to(x)), dim=1)[0]
+            prob = torch.softmax(self.model(x), dim=1)[0]
         return prob.float().cpu().numpy()
 
     def select(

@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only bundles under this directory may be named in StartSession",
     )
     _pipeline_options(p, carrier=False)
+    _add_train_parser(sub)
     return parser
 
 
@@ -282,11 +283,84 @@ def cmd_serve(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _add_train_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a selection or identification model on simulated data",
+        description="Render simulator frames, auto-annotate them by image processing, train "
+        "a model (Adam, fixed seeds) until --loss-threshold or --steps, and register it "
+        "(name/version with metadata) in --registry.",
+    )
+    p.add_argument("task", choices=("select", "select-patch", "identify"))
+    p.add_argument(
+        "--registry", type=Path, default=None, help="registry directory (default: the shipped one)"
+    )
+    p.add_argument("--steps", type=int, default=None, help="max optimiser steps")
+    p.add_argument("--loss-threshold", type=float, default=0.0, help="stop at this smoothed loss")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument(
+        "--data-seeds", type=int, nargs="+", default=None, help="simulator scene seeds of the data"
+    )
+    p.add_argument("--narrow-frames", type=int, default=3, help="narrow-camera frames per scene")
+    p.add_argument("--name", default=None, help="registry name (default per task)")
+    p.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="context the model is for (microscope, camera, light, carriers=a,b); repeatable",
+    )
+    p.add_argument("--no-alias", action="store_true", help="do not move the <task>-default alias")
+
+
+def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
+    context: dict[str, Any] = {}
+    for item in ns.context:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--context {item!r}: expected KEY=VALUE")
+        context[key] = value.split(",") if key == "carriers" else value
+    common: dict[str, Any] = {
+        "data_seeds": ns.data_seeds,
+        "loss_threshold": ns.loss_threshold,
+        "seed": ns.seed,
+        "context": context or None,
+        "narrow_frames": ns.narrow_frames,
+    }
+    if ns.steps is not None:
+        common["steps"] = ns.steps
+    if ns.task == "identify":
+        from samplescout.identify import train as identify_train
+
+        kw: dict[str, Any] = {"name": ns.name} if ns.name else {}
+        if ns.no_alias:
+            kw["aliases"] = ()
+        rec = identify_train.train(ns.registry, **common, **kw)
+    else:
+        from samplescout.select import train as select_train
+
+        arch = "patch" if ns.task == "select-patch" else "unet"
+        rec = select_train.train(
+            ns.registry,
+            architecture=arch,
+            name=ns.name,
+            aliases=() if ns.no_alias else None,
+            **common,
+        )
+    t = rec.metadata["training"]
+    print(
+        f"registered {rec.ref} in {rec.path.parent.parent}: {t['steps']} steps, "
+        f"loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}, {t['seconds']:.0f}s"
+    )
+    return 0
+
+
 COMMANDS = {
     "simulate": cmd_simulate,
     "localize": cmd_localize,
     "demo": cmd_demo,
     "serve": cmd_serve,
+    "train": cmd_train,
 }
 
 

@@ -1,0 +1,314 @@
+"""Training and evaluation of the selection models (``samplescout train select``).
+
+Data: simulator frames (all carriers, easy + hard, wide + narrow cameras), annotated by
+:mod:`samplescout.annotate`; the coarse target is made at the factor that gives the
+same coarse pixel size as ``factor`` on a full-scale frame (wide frames are rendered at
+half scale, so their coarse factor is half as large).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from samplescout.annotate import (
+    IGNORE,
+    SELECT_CLASSES,
+    annotate_frame,
+    annotation_quality,
+    render_frames,
+)
+from samplescout.coarse import DEFAULT_FACTOR, make_coarse
+from samplescout.registry import ModelRecord, Registry, data_hash
+from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
+
+CLASS_WEIGHTS = (1.0, 4.0, 1.0, 1.0)
+
+
+@dataclass(slots=True)
+class SelectData:
+    inputs: list[np.ndarray]  # (2, h, w)
+    targets: list[np.ndarray]  # (h, w) uint8
+    annotation: dict[str, float]
+    description: dict[str, Any]
+
+
+def build_data(
+    seeds: list[int],
+    *,
+    carriers: tuple[str, ...] = ("slide", "multiwell", "chamber_slide", "petri_dish"),
+    difficulties: tuple[str, ...] = ("easy", "hard"),
+    narrow_frames: int = 3,
+    wide_scale: float = 0.5,
+    factor: int = DEFAULT_FACTOR,
+    log: bool = True,
+) -> SelectData:
+    """Render and annotate the training frames."""
+    inputs, targets, stats = [], [], []
+    t0 = time.perf_counter()
+    for fr in render_frames(
+        seeds,
+        carriers=carriers,
+        difficulties=difficulties,
+        wide_scale=wide_scale,
+        narrow_frames=narrow_frames,
+    ):
+        f = max(1, round(factor * fr.scale))
+        ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=f)
+        coarse = make_coarse(fr.image, f)
+        inputs.append(prepare_input(coarse))
+        targets.append(ann.select)
+        stats.append(ann.stats)
+        if log:
+            print(f"\rdata: {len(inputs)} frames, {time.perf_counter() - t0:.0f}s", end="", file=sys.stderr)
+    if log:
+        print(file=sys.stderr)
+    desc = {
+        "seeds": list(seeds),
+        "carriers": list(carriers),
+        "difficulties": list(difficulties),
+        "narrow_frames": narrow_frames,
+        "wide_scale": wide_scale,
+        "factor": factor,
+    }
+    return SelectData(inputs, targets, annotation_quality(stats), desc)
+
+
+def _augment(x: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    k = int(rng.integers(0, 4))
+    x, t = np.rot90(x, k, axes=(1, 2)), np.rot90(t, k)
+    if rng.random() < 0.5:
+        x, t = x[:, :, ::-1], t[:, ::-1]
+    # contrast jitter on the intensity channel (exposure, 12-bit data)
+    x = x.copy()
+    x[0] *= float(rng.uniform(0.7, 1.3))
+    return x, np.ascontiguousarray(t)
+
+
+def _crop(x: np.ndarray, t: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    _, h, w = x.shape
+    if h < size or w < size:
+        ph, pw = max(0, size - h), max(0, size - w)
+        x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="edge")
+        t = np.pad(t, ((0, ph), (0, pw)), constant_values=IGNORE)
+        h, w = t.shape
+    # bias crops towards structure so the rare class is seen often
+    ys, xs = np.nonzero(t[:: 4, :: 4] == 1)
+    if len(ys) and rng.random() < 0.7:
+        k = int(rng.integers(0, len(ys)))
+        cy, cx = ys[k] * 4 + int(rng.integers(-size // 3, size // 3)), xs[k] * 4 + int(rng.integers(-size // 3, size // 3))
+        y0 = int(np.clip(cy - size // 2, 0, h - size))
+        x0 = int(np.clip(cx - size // 2, 0, w - size))
+    else:
+        y0, x0 = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    return x[:, y0 : y0 + size, x0 : x0 + size], t[y0 : y0 + size, x0 : x0 + size]
+
+
+def patch_targets(t: torch.Tensor) -> torch.Tensor:
+    """Window targets for :class:`PatchNet` from pixel targets ``(n, h, w)`` (h, w % 8 == 0).
+
+    A window is ``structure`` when >= 3 of its pixels are, else its majority class;
+    ``IGNORE`` when most of it is ignored.
+    """
+    n_cls = len(SELECT_CLASSES)
+    valid = t != IGNORE
+    onehot = F.one_hot(torch.where(valid, t, 0).long(), n_cls).permute(0, 3, 1, 2).float()
+    onehot = onehot * valid[:, None].float()
+    pad = (PatchNet.window - PatchNet.stride) // 2
+    counts = F.avg_pool2d(onehot, PatchNet.window, PatchNet.stride, pad, count_include_pad=True)
+    counts = counts * PatchNet.window**2
+    cls = counts.argmax(1)
+    cls = torch.where(counts[:, 1] >= 3, torch.ones_like(cls), cls)
+    valid_frac = counts.sum(1) / PatchNet.window**2
+    cls = torch.where((valid_frac < 0.5) & (counts[:, 1] < 3), torch.full_like(cls, IGNORE), cls)
+    return cls
+
+
+def train_model(
+    data: SelectData,
+    *,
+    architecture: str = "unet",
+    width: int | None = None,
+    steps: int = 1500,
+    loss_threshold: float = 0.0,
+    batch: int = 12,
+    crop: int = 96,
+    lr: float = 3e-3,
+    seed: int = 0,
+    log: bool = True,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Adam on random crops until the smoothed loss reaches ``loss_threshold`` or ``steps``."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cls = ARCHITECTURES[architecture]
+    hp: dict[str, Any] = {} if width is None else {"width": width}
+    model = cls(**hp)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    weight = torch.tensor(CLASS_WEIGHTS)
+    model.train()
+    ema = None
+    history: list[float] = []
+    t0 = time.perf_counter()
+    step = 0
+    for step in range(1, steps + 1):
+        xs, ts = [], []
+        for _ in range(batch):
+            i = int(rng.integers(0, len(data.inputs)))
+            x, t = _crop(data.inputs[i], data.targets[i], crop, rng)
+            x, t = _augment(x, t, rng)
+            xs.append(x)
+            ts.append(t)
+        xb = torch.from_numpy(np.stack(xs).astype(np.float32))
+        tb = torch.from_numpy(np.stack(ts).astype(np.int64))
+        if architecture == "patch":
+            logits = model(xb)
+            tb = patch_targets(tb)
+        else:
+            logits = model.full_logits(xb)  # type: ignore[operator]
+        loss = F.cross_entropy(logits, tb, weight=weight, ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        lv = float(loss.detach())
+        history.append(lv)
+        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+        if log and (step % 10 == 0 or step == steps):
+            el = time.perf_counter() - t0
+            bar = "#" * int(30 * step / steps)
+            print(f"\r[{bar:<30}] {step}/{steps} loss {ema:.4f} {el:.0f}s", end="", file=sys.stderr)
+        if loss_threshold > 0 and step >= 50 and ema <= loss_threshold:
+            break
+    if log:
+        print(file=sys.stderr)
+    model.eval()
+    info = {
+        "steps": step,
+        "final_loss": float(ema if ema is not None else math.nan),
+        "first_loss": float(np.mean(history[:10])) if history else math.nan,
+        "last_loss": float(np.mean(history[-10:])) if history else math.nan,
+        "seconds": time.perf_counter() - t0,
+        "hparams": model.hparams,  # type: ignore[attr-defined]
+    }
+    return model, info
+
+
+def train(
+    registry: Registry | str | None,
+    *,
+    architecture: str = "unet",
+    data_seeds: list[int] | None = None,
+    steps: int = 1500,
+    loss_threshold: float = 0.0,
+    seed: int = 0,
+    context: dict[str, Any] | None = None,
+    name: str | None = None,
+    aliases: tuple[str, ...] | None = None,
+    narrow_frames: int = 3,
+    log: bool = True,
+) -> ModelRecord:
+    """Render data, train, and register a selection model; returns its record."""
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    seeds = list(data_seeds) if data_seeds is not None else list(range(1000, 1006))
+    t0 = time.perf_counter()
+    data = build_data(seeds, narrow_frames=narrow_frames, log=log)
+    model, info = train_model(
+        data, architecture=architecture, steps=steps, loss_threshold=loss_threshold, seed=seed, log=log
+    )
+    task = "select" if architecture == "unet" else "select-patch"
+    name = name or f"select-{architecture}"
+    meta = {
+        "task": task,
+        "architecture": architecture,
+        "hparams": info["hparams"],
+        "input": {"coarse_factor": DEFAULT_FACTOR, "channels": ["robust_intensity", "noise_highpass"]},
+        "classes": list(SELECT_CLASSES),
+        "context": context
+        or {"microscope": "", "camera": "", "light": "", "carriers": []},
+        "training": {
+            "data": data.description,
+            "data_hash": data_hash(data.description),
+            "frames": len(data.inputs),
+            "steps": info["steps"],
+            "seed": seed,
+            "first_loss": info["first_loss"],
+            "final_loss": info["final_loss"],
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+        "annotation_quality": data.annotation,
+        "metrics": {},
+    }
+    al = aliases if aliases is not None else ((f"{task}-default",) if task == "select" else ())
+    return reg.save(name, model.state_dict(), meta, aliases=al)
+
+
+def evaluate(
+    selectors: dict[str, Any],
+    seeds: list[int],
+    *,
+    carriers: tuple[str, ...] = ("slide", "multiwell", "chamber_slide", "petri_dish"),
+    difficulties: tuple[str, ...] = ("hard",),
+    narrow_frames: int = 2,
+    factor: int = DEFAULT_FACTOR,
+) -> dict[str, dict[str, float]]:
+    """Selection recall on full-scale simulator frames, per selector.
+
+    A true structure is an outline piece (~64 px) of a sample-relevant element (holder
+    clips excluded); it is recalled when its midpoint lies inside a ``structure`` region.
+    ``recall_visible`` counts only pieces the annotation's image processing confirmed.
+    ``read_fraction``: share of the frame's pixels inside regions.
+    """
+    from samplescout.annotate import outline_pieces, scene_outlines
+    from samplescout.geometry import FrameGeometry
+
+    acc: dict[str, dict[str, float]] = {k: {} for k in selectors}
+    for fr in render_frames(
+        seeds, carriers=carriers, difficulties=difficulties, wide_scale=1.0, narrow_frames=narrow_frames
+    ):
+        h, w = fr.image.shape[:2]
+        geom = FrameGeometry(fr.pose, w, h)
+        outlines = scene_outlines(fr.scene)
+        ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=factor, with_hough=False)
+        conf = {(p.outline, round(float(p.p0[0]), 3), round(float(p.p0[1]), 3)): p.confirmed for p in ann.pieces}
+        pieces = [
+            (i, (a + b) / 2, conf.get((i, round(float(a[0]), 3), round(float(a[1]), 3)), False))
+            for i, a, b in outline_pieces(outlines, geom)
+            if outlines[i].element != "holder"
+        ]
+        coarse = make_coarse(fr.image, factor)
+        for name, sel in selectors.items():
+            regions = sel.select(coarse, frame_index=0, geometry=geom, factor=factor)
+            boxes = np.array([r.box_px for r in regions if r.kind == "structure"], float).reshape(-1, 4)
+            hit = [
+                bool(((boxes[:, 0] <= m[0]) & (m[0] < boxes[:, 2]) & (boxes[:, 1] <= m[1]) & (m[1] < boxes[:, 3])).any())
+                for _, m, _ in pieces
+            ]
+            a = acc[name]
+            a["pieces"] = a.get("pieces", 0) + len(pieces)
+            a["hits"] = a.get("hits", 0) + sum(hit)
+            a["visible"] = a.get("visible", 0) + sum(c for _, _, c in pieces)
+            a["visible_hits"] = a.get("visible_hits", 0) + sum(hh and c for hh, (_, _, c) in zip(hit, pieces, strict=True))
+            a["regions"] = a.get("regions", 0) + len(regions)
+            area = sum((r.box_px[2] - r.box_px[0]) * (r.box_px[3] - r.box_px[1]) for r in regions)
+            a["read"] = a.get("read", 0) + area
+            a["pixels"] = a.get("pixels", 0) + w * h
+            a["frames"] = a.get("frames", 0) + 1
+    out = {}
+    for name, a in acc.items():
+        out[name] = {
+            "recall": a["hits"] / max(a["pieces"], 1),
+            "recall_visible": a["visible_hits"] / max(a["visible"], 1),
+            "regions_per_frame": a["regions"] / max(a["frames"], 1),
+            "read_fraction": a["read"] / max(a["pixels"], 1),
+            "frames": a["frames"],
+            "pieces": a["pieces"],
+        }
+    return out
