@@ -85,3 +85,15 @@ def test_redis_stream_length_is_bounded(redis_client) -> None:  # noqa: ANN001
     for i in range(1000):
         bus.publish("s", str(i).encode())
     assert redis_client.xlen("s") < 400
+
+
+def test_redis_prune_keeps_consumers_that_own_entries(redis_client) -> None:  # noqa: ANN001
+    bus = RedisBus(redis_client)
+    bus.ensure_group("s", "g")
+    bus.publish("s", b"a")
+    bus.read("s", "g", "owner")
+    bus.read("s", "g", "idle")  # nothing left for it: owns no entry
+    time.sleep(0.02)
+    assert bus.prune_consumers("s", "g", min_idle_ms=1) == ["idle"]
+    names = {c["name"] for c in redis_client.xinfo_consumers("s", "g")}
+    assert names == {b"owner"}

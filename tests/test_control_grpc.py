@@ -164,3 +164,37 @@ def test_unknown_session_not_found(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as info:
         list(stub.WatchSession(control_pb2.WatchSessionRequest(session_id="nope"), timeout=5))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_lims_client_example(channel: grpc.Channel, easy_wide_slide: Path, capsys) -> None:  # noqa: ANN001
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "lims_client", ROOT / "examples" / "lims_client.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    target = channel._channel.target().decode()  # type: ignore[attr-defined]
+    assert module.main(["--server", target, "--bundle", str(easy_wide_slide)]) == 0
+    out = capsys.readouterr().out
+    assert "frame_acquired" in out and "done" in out and "carrier: slide" in out
+    assert module.main(["--server", target, "--bundle", "/nonexistent"]) == 2
+
+
+def test_deadline_is_honoured_and_server_stays_usable(
+    channel: grpc.Channel, easy_wide_slide: Path
+) -> None:
+    stub = control_pb2_grpc.ControlServiceStub(channel)
+    spec = open_bundle(easy_wide_slide).manifest.frames[0]
+    frame = types_pb2.Frame(
+        pose=pose_to_proto(spec.pose), image=(easy_wide_slide / spec.file).read_bytes()
+    )
+    request = control_pb2.LocalizeFramesRequest(frames=[frame] * 3)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.LocalizeFrames(request, timeout=0.3)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    reply = stub.LocalizeFrames(control_pb2.LocalizeFramesRequest(frames=[frame]), timeout=120)
+    assert json.loads(reply.result.json)["stats"]["frames"] == 1

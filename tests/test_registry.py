@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from samplescout.registry import Registry, shipped_root
 from samplescout.select.model import SelectUNet
 
+from samplescout.registry import Registry, shipped_root
 
-def _save(reg: Registry, name: str, task: str, context: dict, seed: int = 0, aliases=()):  # type: ignore[no-untyped-def]
+
+def _save(reg: Registry, name: str, task: str, context: dict, seed: int = 0, aliases=()):
     torch.manual_seed(seed)
     m = SelectUNet(width=4)
     meta = {"task": task, "architecture": "unet", "hparams": m.hparams, "context": context}
@@ -41,7 +41,9 @@ def test_resolve_by_context_with_fallback(tmp_path: Path) -> None:
     _save(reg, "select-plates", "select", {"carriers": ["multiwell"]})
     r = reg.resolve("select", {"microscope": "scope-3", "camera": "wide"})
     assert r.name == "select-scope3-wide" and not r.fallback
-    assert reg.resolve("select", {"microscope": "scope-3", "camera": "narrow"}).name == "select-scope3"
+    assert (
+        reg.resolve("select", {"microscope": "scope-3", "camera": "narrow"}).name == "select-scope3"
+    )
     assert reg.resolve("select", {"carrier": "multiwell"}).name == "select-plates"
     fb = reg.resolve("select", {"microscope": "scope-9"})
     assert fb.ref == "select-unet@1" and fb.fallback

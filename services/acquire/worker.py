@@ -108,6 +108,7 @@ class AcquireWorker:
                 decode_seconds=decode_seconds,
                 coarse_seconds=coarse_seconds,
                 full_res_pixels=info.width * info.height,
+                bytes_written=self._store.bytes_moved(key)[0],
             ),
         )
         self._bus.publish(streams.FRAMES, msg.SerializeToString())

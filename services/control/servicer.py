@@ -14,7 +14,7 @@ from grpc_status import rpc_status
 
 from samplescout.bundle import decode_image_bytes
 from samplescout.contracts import PROTO_TO_CARRIER, pose_from_proto
-from samplescout.errors import InputError, SampleScoutError
+from samplescout.errors import DeadlineExceeded, InputError, SampleScoutError
 from samplescout.geometry import Pose
 from samplescout.sessions import SessionRequest, SessionRunner, SessionState
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2, types_pb2
@@ -167,10 +167,12 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
                 context=dict(request.context),
                 method=request.method or None,
             )
-            doc = self._runner.run(req)
+            doc = self._runner.run(req, timeout_s=context.time_remaining())
         except InputError as exc:
             invalid_argument(context, exc)
             raise
+        except DeadlineExceeded as exc:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
         except SampleScoutError as exc:
             context.abort(grpc.StatusCode.INTERNAL, str(exc))
         return control_pb2.LocalizeFramesResponse(result=result_to_proto(doc))

@@ -26,6 +26,9 @@ STAT_FIELDS = (
     "full_res_pixels_read",
     "regions",
     "regions_identified",
+    "bytes_written",
+    "select_bytes_read",
+    "identify_bytes_read",
 )
 
 
@@ -134,6 +137,11 @@ class FuseWorker:
             "seconds": round(max(0.0, self._clock() - session.started_unix), 4)
             if session.started_unix
             else 0.0,
+            "bytes_moved": {
+                "acquire_written": int(totals["bytes_written"]),
+                "select_read": int(totals["select_bytes_read"]),
+                "identify_read": int(totals["identify_bytes_read"]),
+            },
             "stage_seconds": {
                 "decode": round(totals["decode_seconds"], 4),
                 "coarse": round(totals["coarse_seconds"], 4),

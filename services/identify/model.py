@@ -30,7 +30,7 @@ def prepare_crop(crop: np.ndarray, size: int = 64) -> tuple[np.ndarray, float]:
 
     ``S`` is the side in full-resolution pixels of the padded square.
     """
-    img = np.ascontiguousarray(crop, dtype=np.float32)
+    img: np.ndarray = np.ascontiguousarray(crop, dtype=np.float32)
     h, w = img.shape[:2]
     s = max(h, w)
     top, left = (s - h) // 2, (s - w) // 2
@@ -53,7 +53,9 @@ def crop_offset(h: int, w: int) -> tuple[float, float]:
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class IdentifyNet(nn.Module):

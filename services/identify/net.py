@@ -1,4 +1,4 @@
-"""Learned identification: the crop CNN of :mod:`samplescout.identify.model` behind the Identifier protocol."""
+"""Learned identification: the crop CNN of :mod:`samplescout.identify.model` as an Identifier."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from samplescout.identify.model import IdentifyNet, crop_offset, prepare_crop
 
 from samplescout.annotate import ELEMENT_CLASSES, SIZE_CLASSES
 from samplescout.contracts import STRUCTURE_CLASSES, Region, Structure
 from samplescout.geometry import FrameGeometry
-from samplescout.identify.model import IdentifyNet, crop_offset, prepare_crop
 from samplescout.registry import ModelRecord, Registry
 
 _NO_GEOMETRY = frozenset({"no_structure", "label"})
@@ -29,8 +29,10 @@ def build_model(record: ModelRecord, device: torch.device) -> IdentifyNet:
     return model.to(device).eval()
 
 
-def _clip_line(foot: np.ndarray, u: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The part of the line through ``foot`` along ``u`` inside ``[-0.5, w-0.5] x [-0.5, h-0.5]``."""
+def _clip_line(
+    foot: np.ndarray, u: np.ndarray, w: int, h: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The part of the line through ``foot`` along ``u`` inside the crop (pixel edges)."""
     lo, hi = -math.inf, math.inf
     for k, (a, b) in enumerate(((-0.5, w - 0.5), (-0.5, h - 0.5))):
         if abs(u[k]) < 1e-9:
@@ -111,7 +113,9 @@ class NetIdentifier:
             chunk = order[i : i + self.batch]
             pred = self.predict([c for _, c in chunk])
             for j, (region, crop) in enumerate(chunk):
-                s = self._structure(region, crop.shape[:2], {k: v[j] for k, v in pred.items()}, geometry)
+                s = self._structure(
+                    region, crop.shape[:2], {k: v[j] for k, v in pred.items()}, geometry
+                )
                 out.append(s)
                 if s.shape_class not in _NO_GEOMETRY:
                     found += 1
@@ -135,7 +139,9 @@ class NetIdentifier:
             "region": region,
             "shape_class": cls,
             "probability": float(p["shape"][k]),
-            "class_probabilities": {n: float(v) for n, v in zip(STRUCTURE_CLASSES, p["shape"], strict=True)},
+            "class_probabilities": {
+                n: float(v) for n, v in zip(STRUCTURE_CLASSES, p["shape"], strict=True)
+            },
             "element": "" if element == "none" else element,
             "size_class": "" if size == "unknown" else size,
         }
@@ -168,7 +174,10 @@ class NetIdentifier:
         ends = geometry.pixel_to_holder(np.stack(seg) + origin)
         return Structure(
             **base,  # type: ignore[arg-type]
-            segment_mm=((float(ends[0, 0]), float(ends[0, 1])), (float(ends[1, 0]), float(ends[1, 1]))),
+            segment_mm=(
+                (float(ends[0, 0]), float(ends[0, 1])),
+                (float(ends[1, 0]), float(ends[1, 1])),
+            ),
         )
 
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from samplescout.identify.model import IdentifyNet, prepare_crop
 
 from samplescout.annotate import (
     ELEMENT_CLASSES,
@@ -31,7 +32,6 @@ from samplescout.annotate import (
 from samplescout.coarse import to_gray_float
 from samplescout.contracts import STRUCTURE_CLASSES
 from samplescout.geometry import FrameGeometry
-from samplescout.identify.model import IdentifyNet, prepare_crop
 from samplescout.registry import ModelRecord, Registry, data_hash
 
 ROUND_CLASSES = frozenset({"round_cover_glass_edge", "round_structure", "well"})
@@ -81,7 +81,11 @@ class _OutlinesPx:
     def nearest(self, p: np.ndarray) -> tuple[int, float, np.ndarray, np.ndarray, float | None]:
         """``(outline, distance, foot, direction, radius)`` of the outline nearest ``p``."""
         best: tuple[int, float, np.ndarray, np.ndarray, float | None] = (
-            -1, math.inf, p, np.array([1.0, 0.0]), None,
+            -1,
+            math.inf,
+            p,
+            np.array([1.0, 0.0]),
+            None,
         )
         if len(self.segs):
             a, b = self.segs[:, :2], self.segs[:, 2:]
@@ -102,7 +106,13 @@ class _OutlinesPx:
             if dist[k] < best[1]:
                 radial = v[k] / n[k]
                 foot = c[k] + radial * r[k]
-                best = (int(self.circ_i[k]), float(dist[k]), foot, np.array([-radial[1], radial[0]]), float(r[k]))
+                best = (
+                    int(self.circ_i[k]),
+                    float(dist[k]),
+                    foot,
+                    np.array([-radial[1], radial[0]]),
+                    float(r[k]),
+                )
         return best
 
     def confirmed_at(self, outline: int, foot: np.ndarray) -> bool:
@@ -115,7 +125,12 @@ class _OutlinesPx:
 
 
 def _geometry_target(
-    foot: np.ndarray, direction: np.ndarray, radius: float | None, centre_px: np.ndarray, half: float, circle_c: np.ndarray | None
+    foot: np.ndarray,
+    direction: np.ndarray,
+    radius: float | None,
+    centre_px: np.ndarray,
+    half: float,
+    circle_c: np.ndarray | None,
 ) -> np.ndarray:
     f = (foot - centre_px) / half
     a = math.atan2(direction[1], direction[0])
@@ -155,14 +170,22 @@ def crops_from_frame(
         side = float(rng.uniform(64, 256)) * scale
         sw = side if rng.random() < 0.7 else side * float(rng.uniform(0.5, 1.0))
         sh = side if rng.random() < 0.7 else side * float(rng.uniform(0.5, 1.0))
-        x0, y0 = int(round(centre[0] - sw / 2)), int(round(centre[1] - sh / 2))
-        x1, y1 = int(round(centre[0] + sw / 2)), int(round(centre[1] + sh / 2))
+        x0, y0 = round(centre[0] - sw / 2), round(centre[1] - sh / 2)
+        x1, y1 = round(centre[0] + sw / 2), round(centre[1] + sh / 2)
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         if x1 - x0 < 12 or y1 - y0 < 12:
             return None
         return gray[y0:y1, x0:x1], (x0, y0, x1, y1)
 
-    def add(crop: np.ndarray, shape: str, element: str, size_c: str, g: np.ndarray, rnd: float, meta: dict[str, Any]) -> None:
+    def add(
+        crop: np.ndarray,
+        shape: str,
+        element: str,
+        size_c: str,
+        g: np.ndarray,
+        rnd: float,
+        meta: dict[str, Any],
+    ) -> None:
         x, _ = prepare_crop(crop, size)
         cs.x.append(x)
         cs.shape.append(STRUCTURE_CLASSES.index(shape))
@@ -192,8 +215,15 @@ def crops_from_frame(
             circle_c = op.circs[int(np.nonzero(op.circ_i == k)[0][0]), :2]
         half = max(x1 - x0, y1 - y0) / 2
         g = _geometry_target(foot, direction, radius, centre, half, circle_c)
-        add(crop, o.shape_class, o.element, o.size_class, g, 1.0 if radius is not None else 0.0,
-            {"outline": k, "box": (x0, y0, x1, y1)})
+        add(
+            crop,
+            o.shape_class,
+            o.element,
+            o.size_class,
+            g,
+            1.0 if radius is not None else 0.0,
+            {"outline": k, "box": (x0, y0, x1, y1)},
+        )
     for _ in range(n_neg):
         c = rng.uniform([0, 0], [w, h])
         got = cut(c)
@@ -205,9 +235,19 @@ def crops_from_frame(
         if dist < 0.75 * max(x1 - x0, y1 - y0):
             continue
         lm = ann.label_mask
-        on_label = bool(lm[min(lm.shape[0] - 1, int(centre[1]) // 4), min(lm.shape[1] - 1, int(centre[0]) // 4)])
+        on_label = bool(
+            lm[min(lm.shape[0] - 1, int(centre[1]) // 4), min(lm.shape[1] - 1, int(centre[0]) // 4)]
+        )
         cls, el = ("label", "label") if on_label else ("no_structure", "none")
-        add(crop, cls, el, "unknown", np.full(7, np.nan, np.float32), math.nan, {"box": (x0, y0, x1, y1)})
+        add(
+            crop,
+            cls,
+            el,
+            "unknown",
+            np.full(7, np.nan, np.float32),
+            math.nan,
+            {"box": (x0, y0, x1, y1)},
+        )
     for _ in range(min(n_distractor, len(distractors))):
         s = distractors[int(rng.integers(0, len(distractors)))]
         p = s[:2] + float(rng.uniform(0, 1)) * (s[2:] - s[:2])
@@ -226,7 +266,9 @@ def crops_from_frame(
         foot = a + t * d
         if not (x0 <= foot[0] <= x1 - 1 and y0 <= foot[1] <= y1 - 1):
             continue
-        g = _geometry_target(foot, d / max(float(np.hypot(*d)), 1e-9), None, centre, max(x1 - x0, y1 - y0) / 2, None)
+        g = _geometry_target(
+            foot, d / max(float(np.hypot(*d)), 1e-9), None, centre, max(x1 - x0, y1 - y0) / 2, None
+        )
         add(crop, "straight_structure", "none", "unknown", g, 0.0, {"box": (x0, y0, x1, y1)})
     return cs
 
@@ -247,17 +289,24 @@ def build_data(
     rng = np.random.default_rng(seed)
     stats = []
     t0 = time.perf_counter()
-    n = 0
-    for fr in render_frames(
-        seeds, carriers=carriers, difficulties=difficulties, wide_scale=wide_scale, narrow_frames=narrow_frames
-    ):
+    frames = render_frames(
+        seeds,
+        carriers=carriers,
+        difficulties=difficulties,
+        wide_scale=wide_scale,
+        narrow_frames=narrow_frames,
+    )
+    for n, fr in enumerate(frames, 1):
         ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=8)
         geom = FrameGeometry(fr.pose, fr.image.shape[1], fr.image.shape[0])
         crops_from_frame(fr.image, ann, geom, fr.scale, rng, size=size, out=cs)
         stats.append(ann.stats)
-        n += 1
         if log:
-            print(f"\rdata: {n} frames, {len(cs)} crops, {time.perf_counter() - t0:.0f}s", end="", file=sys.stderr)
+            print(
+                f"\rdata: {n} frames, {len(cs)} crops, {time.perf_counter() - t0:.0f}s",
+                end="",
+                file=sys.stderr,
+            )
     if log:
         print(file=sys.stderr)
     desc = {
@@ -299,7 +348,9 @@ def loss_fn(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.T
     return loss
 
 
-def _augment(x: torch.Tensor, g: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _augment(
+    x: torch.Tensor, g: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flips of the batch, with the geometry targets flipped to match."""
     g = g.clone()
     if bool(torch.rand(1, generator=gen) < 0.5):  # flip x
@@ -389,7 +440,11 @@ def accuracy(model: IdentifyNet, cs: CropSet) -> dict[str, Any]:
             per[name] = {"n": int(m.sum()), "accuracy": float((pred[m] == ci).float().mean())}
     el = float((out["element"].argmax(1) == data["element"]).float().mean())
     known = data["size"] != 0
-    sz = float((out["size"].argmax(1)[known] == data["size"][known]).float().mean()) if known.any() else math.nan
+    sz = (
+        float((out["size"].argmax(1)[known] == data["size"][known]).float().mean())
+        if known.any()
+        else math.nan
+    )
     return {
         "shape_accuracy": float((pred == data["shape"]).float().mean()),
         "per_class": per,
@@ -418,7 +473,9 @@ def train(
     t0 = time.perf_counter()
     cs, quality, desc = build_data(seeds, narrow_frames=narrow_frames, seed=seed, log=log)
     model, info = train_model(cs, steps=steps, loss_threshold=loss_threshold, seed=seed, log=log)
-    counts = {name_: int(np.sum(np.array(cs.shape) == i)) for i, name_ in enumerate(STRUCTURE_CLASSES)}
+    counts = {
+        name_: int(np.sum(np.array(cs.shape) == i)) for i, name_ in enumerate(STRUCTURE_CLASSES)
+    }
     meta = {
         "task": "identify",
         "architecture": "cnn",
@@ -459,7 +516,11 @@ def held_out_crops(
     cs = CropSet()
     rng = np.random.default_rng(seed)
     for fr in render_frames(
-        seeds, carriers=carriers, difficulties=difficulties, wide_scale=1.0, narrow_frames=narrow_frames
+        seeds,
+        carriers=carriers,
+        difficulties=difficulties,
+        wide_scale=1.0,
+        narrow_frames=narrow_frames,
     ):
         ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=8)
         geom = FrameGeometry(fr.pose, fr.image.shape[1], fr.image.shape[0])

@@ -52,6 +52,7 @@ class IdentifyWorker:
             regions = regions[: self._top_k]
         t0 = time.perf_counter()
         before = self._store.pixels_read(key)
+        bytes_before = self._store.bytes_moved(key)[1]
         crops = [(r, self._store.crop(key, r.box_px)) for r in regions]
         structures = self._identifier.identify(crops, geometry)
         stats = pipeline_pb2.FrameStats()
@@ -59,6 +60,7 @@ class IdentifyWorker:
         stats.identify_seconds = time.perf_counter() - t0
         stats.full_res_pixels_read = self._store.pixels_read(key) - before
         stats.regions_identified = len(regions)
+        stats.identify_bytes_read = self._store.bytes_moved(key)[1] - bytes_before
         out = pipeline_pb2.StructuresIdentified(
             session=msg.session,
             frame=frame,

@@ -91,7 +91,9 @@ class SelectUNet(nn.Module):
 
     def full_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at the input resolution."""
-        return F.interpolate(self.forward(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+        return F.interpolate(
+            self.forward(x), scale_factor=2.0, mode="bilinear", align_corners=False
+        )
 
 
 class PatchNet(nn.Module):
@@ -144,4 +146,4 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
             and isinstance(mod[1], nn.BatchNorm2d)
         ):
             fuse_modules(mod, ["0", "1", "2"], inplace=True)
-    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload, no-any-return]
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

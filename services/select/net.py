@@ -7,12 +7,12 @@ import math
 import cv2
 import numpy as np
 import torch
+from samplescout.select.model import ARCHITECTURES, fuse_for_inference, pad_to, prepare_input
 
 from samplescout.coarse import coarse_box_to_full
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, normalize_angle_deg
 from samplescout.registry import ModelRecord, Registry
-from samplescout.select.model import ARCHITECTURES, fuse_for_inference, pad_to, prepare_input
 
 
 def pick_device() -> torch.device:
@@ -40,7 +40,9 @@ def orientation_map(coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return gx * gx, gy * gy, gx * gy
 
 
-def tile_angle(jxx: np.ndarray, jyy: np.ndarray, jxy: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
+def tile_angle(
+    jxx: np.ndarray, jyy: np.ndarray, jxy: np.ndarray, ys: np.ndarray, xs: np.ndarray
+) -> float:
     """Edge direction (deg, image axes) of the pixels ``(ys, xs)``: normal to the mean gradient."""
     sxx, syy, sxy = float(jxx[ys, xs].sum()), float(jyy[ys, xs].sum()), float(jxy[ys, xs].sum())
     return 0.5 * math.degrees(math.atan2(2.0 * sxy, sxx - syy)) + 90.0
@@ -136,7 +138,10 @@ class NetSelector:
         prob = self.probabilities(coarse)
         tensor = orientation_map(coarse)
         found: list[tuple[float, tuple[int, int, int, int], float, str]] = []
-        for cls_id, kind, thr in ((1, "structure", self.threshold), (2, "label", self.label_threshold)):
+        for cls_id, kind, thr in (
+            (1, "structure", self.threshold),
+            (2, "label", self.label_threshold),
+        ):
             p = prob[cls_id]
             found.extend(self._components(p, p >= thr, kind, tensor, factor))
         order = sorted(found, key=lambda f: (-f[0], f[1][1], f[1][0], f[3]))
@@ -163,7 +168,9 @@ class NetSelector:
         tensor: tuple[np.ndarray, np.ndarray, np.ndarray],
         factor: int,
     ) -> list[tuple[float, tuple[int, int, int, int], float, str]]:
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            mask.astype(np.uint8), connectivity=8
+        )
         step = max(1, (self.tile_px - 2 * self.margin_px) // factor)
         out = []
         for lab in range(1, n):
@@ -202,7 +209,7 @@ def load_selector(
 
         rec = reg.resolve("select-patch", context)
         device = pick_device()
-        return PatchSelector(build_model(rec, device), device=device, name=rec.ref, **options)  # type: ignore[return-value, arg-type]
+        return PatchSelector(build_model(rec, device), device=device, name=rec.ref, **options)
     if variant != "unet":
         raise ValueError(f"unknown selection variant {variant!r} (unet or patch)")
     rec = reg.resolve("select", context)

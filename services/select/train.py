@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
 
 from samplescout.annotate import (
     IGNORE,
@@ -27,7 +28,6 @@ from samplescout.annotate import (
 )
 from samplescout.coarse import DEFAULT_FACTOR, make_coarse
 from samplescout.registry import ModelRecord, Registry, data_hash
-from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
 
 CLASS_WEIGHTS = (1.0, 4.0, 1.0, 1.0)
 
@@ -67,7 +67,11 @@ def build_data(
         targets.append(ann.select)
         stats.append(ann.stats)
         if log:
-            print(f"\rdata: {len(inputs)} frames, {time.perf_counter() - t0:.0f}s", end="", file=sys.stderr)
+            print(
+                f"\rdata: {len(inputs)} frames, {time.perf_counter() - t0:.0f}s",
+                end="",
+                file=sys.stderr,
+            )
     if log:
         print(file=sys.stderr)
     desc = {
@@ -81,7 +85,9 @@ def build_data(
     return SelectData(inputs, targets, annotation_quality(stats), desc)
 
 
-def _augment(x: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _augment(
+    x: np.ndarray, t: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     k = int(rng.integers(0, 4))
     x, t = np.rot90(x, k, axes=(1, 2)), np.rot90(t, k)
     if rng.random() < 0.5:
@@ -92,7 +98,9 @@ def _augment(x: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> tuple[np
     return x, np.ascontiguousarray(t)
 
 
-def _crop(x: np.ndarray, t: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _crop(
+    x: np.ndarray, t: np.ndarray, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     _, h, w = x.shape
     if h < size or w < size:
         ph, pw = max(0, size - h), max(0, size - w)
@@ -100,10 +108,13 @@ def _crop(x: np.ndarray, t: np.ndarray, size: int, rng: np.random.Generator) -> 
         t = np.pad(t, ((0, ph), (0, pw)), constant_values=IGNORE)
         h, w = t.shape
     # bias crops towards structure so the rare class is seen often
-    ys, xs = np.nonzero(t[:: 4, :: 4] == 1)
+    ys, xs = np.nonzero(t[::4, ::4] == 1)
     if len(ys) and rng.random() < 0.7:
         k = int(rng.integers(0, len(ys)))
-        cy, cx = ys[k] * 4 + int(rng.integers(-size // 3, size // 3)), xs[k] * 4 + int(rng.integers(-size // 3, size // 3))
+        cy, cx = (
+            ys[k] * 4 + int(rng.integers(-size // 3, size // 3)),
+            xs[k] * 4 + int(rng.integers(-size // 3, size // 3)),
+        )
         y0 = int(np.clip(cy - size // 2, 0, h - size))
         x0 = int(np.clip(cx - size // 2, 0, w - size))
     else:
@@ -172,7 +183,7 @@ def train_model(
             logits = model(xb)
             tb = patch_targets(tb)
         else:
-            logits = model.full_logits(xb)  # type: ignore[operator]
+            logits = model.full_logits(xb)
         loss = F.cross_entropy(logits, tb, weight=weight, ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -196,7 +207,7 @@ def train_model(
         "first_loss": float(np.mean(history[:10])) if history else math.nan,
         "last_loss": float(np.mean(history[-10:])) if history else math.nan,
         "seconds": time.perf_counter() - t0,
-        "hparams": model.hparams,  # type: ignore[attr-defined]
+        "hparams": model.hparams,
     }
     return model, info
 
@@ -221,7 +232,12 @@ def train(
     t0 = time.perf_counter()
     data = build_data(seeds, narrow_frames=narrow_frames, log=log)
     model, info = train_model(
-        data, architecture=architecture, steps=steps, loss_threshold=loss_threshold, seed=seed, log=log
+        data,
+        architecture=architecture,
+        steps=steps,
+        loss_threshold=loss_threshold,
+        seed=seed,
+        log=log,
     )
     task = "select" if architecture == "unet" else "select-patch"
     name = name or f"select-{architecture}"
@@ -229,10 +245,12 @@ def train(
         "task": task,
         "architecture": architecture,
         "hparams": info["hparams"],
-        "input": {"coarse_factor": DEFAULT_FACTOR, "channels": ["robust_intensity", "noise_highpass"]},
+        "input": {
+            "coarse_factor": DEFAULT_FACTOR,
+            "channels": ["robust_intensity", "noise_highpass"],
+        },
         "classes": list(SELECT_CLASSES),
-        "context": context
-        or {"microscope": "", "camera": "", "light": "", "carriers": []},
+        "context": context or {"microscope": "", "camera": "", "light": "", "carriers": []},
         "training": {
             "data": data.description,
             "data_hash": data_hash(data.description),
@@ -246,7 +264,7 @@ def train(
         "annotation_quality": data.annotation,
         "metrics": {},
     }
-    al = aliases if aliases is not None else ((f"{task}-default",) if task == "select" else ())
+    al = aliases if aliases is not None else (f"{task}-default",)
     return reg.save(name, model.state_dict(), meta, aliases=al)
 
 
@@ -271,13 +289,20 @@ def evaluate(
 
     acc: dict[str, dict[str, float]] = {k: {} for k in selectors}
     for fr in render_frames(
-        seeds, carriers=carriers, difficulties=difficulties, wide_scale=1.0, narrow_frames=narrow_frames
+        seeds,
+        carriers=carriers,
+        difficulties=difficulties,
+        wide_scale=1.0,
+        narrow_frames=narrow_frames,
     ):
         h, w = fr.image.shape[:2]
         geom = FrameGeometry(fr.pose, w, h)
         outlines = scene_outlines(fr.scene)
         ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=factor, with_hough=False)
-        conf = {(p.outline, round(float(p.p0[0]), 3), round(float(p.p0[1]), 3)): p.confirmed for p in ann.pieces}
+        conf = {
+            (p.outline, round(float(p.p0[0]), 3), round(float(p.p0[1]), 3)): p.confirmed
+            for p in ann.pieces
+        }
         pieces = [
             (i, (a + b) / 2, conf.get((i, round(float(a[0]), 3), round(float(a[1]), 3)), False))
             for i, a, b in outline_pieces(outlines, geom)
@@ -286,16 +311,27 @@ def evaluate(
         coarse = make_coarse(fr.image, factor)
         for name, sel in selectors.items():
             regions = sel.select(coarse, frame_index=0, geometry=geom, factor=factor)
-            boxes = np.array([r.box_px for r in regions if r.kind == "structure"], float).reshape(-1, 4)
+            boxes = np.array([r.box_px for r in regions if r.kind == "structure"], float).reshape(
+                -1, 4
+            )
             hit = [
-                bool(((boxes[:, 0] <= m[0]) & (m[0] < boxes[:, 2]) & (boxes[:, 1] <= m[1]) & (m[1] < boxes[:, 3])).any())
+                bool(
+                    (
+                        (boxes[:, 0] <= m[0])
+                        & (m[0] < boxes[:, 2])
+                        & (boxes[:, 1] <= m[1])
+                        & (m[1] < boxes[:, 3])
+                    ).any()
+                )
                 for _, m, _ in pieces
             ]
             a = acc[name]
             a["pieces"] = a.get("pieces", 0) + len(pieces)
             a["hits"] = a.get("hits", 0) + sum(hit)
             a["visible"] = a.get("visible", 0) + sum(c for _, _, c in pieces)
-            a["visible_hits"] = a.get("visible_hits", 0) + sum(hh and c for hh, (_, _, c) in zip(hit, pieces, strict=True))
+            a["visible_hits"] = a.get("visible_hits", 0) + sum(
+                hh and c for hh, (_, _, c) in zip(hit, pieces, strict=True)
+            )
             a["regions"] = a.get("regions", 0) + len(regions)
             area = sum((r.box_px[2] - r.box_px[0]) * (r.box_px[3] - r.box_px[1]) for r in regions)
             a["read"] = a.get("read", 0) + area

@@ -42,6 +42,7 @@ class SelectWorker:
         if selector is None:
             raise ValueError(f"unknown method {msg.session.method!r}")
         t0 = time.perf_counter()
+        read_before = self._store.bytes_moved(key)[1]
         coarse = self._store.coarse(key)
         factor = self._store.info(key).factor
         geometry = FrameGeometry(pose_from_proto(frame.pose), frame.width, frame.height)
@@ -51,6 +52,7 @@ class SelectWorker:
         stats.select_seconds = time.perf_counter() - t0
         stats.coarse_pixels = int(coarse.size)
         stats.regions = len(regions)
+        stats.select_bytes_read = self._store.bytes_moved(key)[1] - read_before
         out = pipeline_pb2.RegionsSelected(
             session=msg.session,
             frame=frame,

@@ -24,6 +24,7 @@ model and the outline pieces the identification crops are cut around;
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,7 +262,7 @@ def _circle_pieces(
     n = max(8, int(2 * math.pi * r / PIECE_PX))
     ang = np.linspace(0, 2 * math.pi, n + 1)
     out = []
-    for a0, a1 in zip(ang[:-1], ang[1:], strict=True):
+    for a0, a1 in itertools.pairwise(ang):
         p0 = np.array([c[0] + r * math.cos(a0), c[1] + r * math.sin(a0)])
         p1 = np.array([c[0] + r * math.cos(a1), c[1] + r * math.sin(a1)])
         out.append((p0, p1))
@@ -328,8 +329,13 @@ def hough_lines(gray: np.ndarray, *, min_length: int = 80) -> list[np.ndarray]:
     g = cv2.GaussianBlur(gray, (0, 0), 1.5)
     lo, hi = np.percentile(g[::4, ::4], (0.5, 99.5))
     img8 = np.clip((g - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
-    edges = cv2.Canny(img8, 20, 50)
-    lines = cv2.HoughLinesP(edges, 1, math.pi / 360, 60, minLineLength=min_length, maxLineGap=6)
+    # Canny thresholds in units of the frame's own gradient noise (median Sobel magnitude).
+    mag = cv2.magnitude(
+        cv2.Sobel(img8, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(img8, cv2.CV_32F, 0, 1, ksize=3)
+    )
+    noise = max(float(np.median(mag[::2, ::2])), 1.0)
+    edges = cv2.Canny(img8, 3.0 * noise, 6.0 * noise, L2gradient=True)
+    lines = cv2.HoughLinesP(edges, 2, math.pi / 360, 60, minLineLength=min_length, maxLineGap=8)
     return [] if lines is None else [ln.reshape(4).astype(np.float64) for ln in lines]
 
 
@@ -572,5 +578,9 @@ def render_frames(
                         idx = sorted(rng.choice(len(idx), narrow_frames, replace=False).tolist())
                     blur = scene.blur_px * min(1.0, scale)
                     for i in idx:
-                        img = render_frame(scene, act[i], cam.width, cam.height, rng=rng, blur_px=blur)
-                        yield RenderedFrame(img, scene, act[i], scale, profile, carrier, diff, int(seed))
+                        img = render_frame(
+                            scene, act[i], cam.width, cam.height, rng=rng, blur_px=blur
+                        )
+                        yield RenderedFrame(
+                            img, scene, act[i], scale, profile, carrier, diff, int(seed)
+                        )

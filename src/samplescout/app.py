@@ -23,7 +23,7 @@ from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
 from samplescout.consumer import StreamConsumer
 from samplescout.contracts import CARRIER_TO_PROTO
-from samplescout.errors import InputError, OperationalError, SampleScoutError
+from samplescout.errors import DeadlineExceeded, InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore
 from samplescout.fuse.worker import FuseWorker, result_key, state_key
 from samplescout.identify.base import Identifier
@@ -255,13 +255,24 @@ class SessionManager:
             allowed = ", ".join(m.value for m in Method)
             raise InputError("request", "method", f"unknown method (one of {allowed})") from None
 
-    def run(self, request: SessionRequest) -> dict[str, Any]:
-        return self.pipeline.run(
-            self._source(request),
-            carrier=request.carrier,
-            context=request.context,
-            method=self._method(request),
-        )
+    def run(self, request: SessionRequest, *, timeout_s: float | None = None) -> dict[str, Any]:
+        cancel = threading.Event()
+        timer = threading.Timer(timeout_s, cancel.set) if timeout_s is not None else None
+        if timer is not None:
+            timer.start()
+        try:
+            return self.pipeline.run(
+                self._source(request),
+                carrier=request.carrier,
+                context=request.context,
+                method=self._method(request),
+                cancel=cancel,
+            )
+        except SessionCancelled:
+            raise DeadlineExceeded(f"no result within {timeout_s:.1f} s") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def start(self, request: SessionRequest) -> str:
         source = self._source(request)
@@ -388,6 +399,19 @@ def fail_session_on_dead(
     return on_dead
 
 
+def describe_entry(message_type: type[Any]) -> Callable[[bytes], dict[str, object]]:
+    """Session id and frame index of a stream entry, for the log lines about it."""
+
+    def describe(payload: bytes) -> dict[str, object]:
+        msg = message_type.FromString(payload)
+        out: dict[str, object] = {"session_id": msg.session.session_id}
+        if hasattr(msg, "frame"):
+            out["frame_index"] = msg.frame.index
+        return out
+
+    return describe
+
+
 def build_stage_handler(
     name: str, backends: RedisBackends, settings: Settings
 ) -> Callable[[bytes], None]:
@@ -471,7 +495,8 @@ class DistributedRunner:
         self._b.bus.publish(streams.ACQUIRE, acquire.SerializeToString())
         return spec.session_id
 
-    def run(self, request: SessionRequest) -> dict[str, Any]:
+    def run(self, request: SessionRequest, *, timeout_s: float | None = None) -> dict[str, Any]:
+        timeout = self._timeout if timeout_s is None else timeout_s
         if request.frames:
             spec = self._spec(request, len(request.frames), "request")
             sid = spec.session_id
@@ -480,7 +505,8 @@ class DistributedRunner:
                 self._acquire.submit(spec, index, image, pose)
         else:
             sid = self.start(request)
-        for event in self.events.follow(sid, timeout_s=self._timeout):
+        deadline = time.monotonic() + timeout
+        for event in self.events.follow(sid, timeout_s=timeout):
             if event.kind == pipeline_pb2.SESSION_EVENT_KIND_DONE:
                 return json.loads(event.result.json)
             if event.kind in (
@@ -488,7 +514,10 @@ class DistributedRunner:
                 pipeline_pb2.SESSION_EVENT_KIND_CANCELLED,
             ):
                 raise OperationalError(event.message or f"session {sid} failed")
-        raise OperationalError(f"session {sid}: no result within {self._timeout:.0f} s")
+            if time.monotonic() > deadline:
+                break
+        self._b.state.set(cancel_key(sid), b"1")
+        raise DeadlineExceeded(f"session {sid}: no result within {timeout:.1f} s")
 
     def _started(self, spec: pipeline_pb2.SessionSpec) -> None:
         self.events.emit(
@@ -550,6 +579,7 @@ def run_worker_service(
         consumer=settings.consumer or socket.gethostname(),
         handler=build_stage_handler(name, backends, settings),
         on_dead=fail_session_on_dead(backends.events, message_type),
+        describe=describe_entry(message_type),
         max_deliveries=settings.max_deliveries,
         reclaim_idle_ms=settings.reclaim_idle_ms,
         reclaim_every_s=settings.reclaim_every_s,

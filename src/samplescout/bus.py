@@ -51,6 +51,8 @@ class Bus(Protocol):
       one more delivery.
     - ``dead_letter`` copies an entry with a reason to the :data:`DEAD` stream and acks it.
     - ``ack`` of an unknown or already acked id does nothing. Nothing is lost unacked.
+    - ``prune_consumers`` forgets consumers idle for ``min_idle_ms`` that own no pending
+      entry (replicas that went away); a consumer that still owns entries is kept.
     """
 
     def ensure_group(self, stream: str, group: str) -> None: ...
@@ -76,6 +78,8 @@ class Bus(Protocol):
     def pending_count(self, stream: str, group: str) -> int: ...
 
     def lag(self, stream: str, group: str) -> int: ...
+
+    def prune_consumers(self, stream: str, group: str, *, min_idle_ms: int) -> list[str]: ...
 
 
 @dataclass
@@ -190,3 +194,7 @@ class InMemoryBus:
         with self._cond:
             grp = self._groups.get((stream, group))
             return 0 if grp is None else len(grp.queue)
+
+    def prune_consumers(self, stream: str, group: str, *, min_idle_ms: int) -> list[str]:
+        """Consumers exist here only through their pending entries: nothing to forget."""
+        return []

@@ -6,11 +6,16 @@ import threading
 import time
 from collections.abc import Callable
 
+import structlog
+
 from samplescout import metrics
 from samplescout.bus import Bus, Delivery
 from samplescout.logs import get_logger
 
 log = get_logger(component="consumer")
+
+#: Consumers idle this long with nothing pending are forgotten (replicas long gone).
+PRUNE_IDLE_MS = 3_600_000
 
 
 class StreamConsumer:
@@ -35,6 +40,7 @@ class StreamConsumer:
         consumer: str,
         handler: Callable[[bytes], None],
         on_dead: Callable[[Delivery, str], None] | None = None,
+        describe: Callable[[bytes], dict[str, object]] | None = None,
         max_deliveries: int = 5,
         reclaim_idle_ms: int = 120_000,
         reclaim_every_s: float = 10.0,
@@ -47,6 +53,7 @@ class StreamConsumer:
         self.consumer = consumer
         self._handler = handler
         self._on_dead = on_dead
+        self._describe = describe
         self.max_deliveries = max_deliveries
         self.reclaim_idle_ms = reclaim_idle_ms
         self.reclaim_every_s = reclaim_every_s
@@ -73,6 +80,9 @@ class StreamConsumer:
                     self.process(delivery)
                     if stop.is_set():
                         return
+                self.bus.prune_consumers(
+                    self.stream, self.group, min_idle_ms=PRUNE_IDLE_MS
+                )
                 metrics.QUEUE_LAG.labels(self.stream, self.group).set(
                     self.bus.lag(self.stream, self.group)
                 )
@@ -88,7 +98,18 @@ class StreamConsumer:
                     return
 
     def process(self, delivery: Delivery) -> None:
-        bound = log.bind(stream=self.stream, entry_id=delivery.entry_id, stage=self.group)
+        """Handle one entry with its session and frame bound to every log line."""
+        fields: dict[str, object] = {"stage": self.group, "entry_id": delivery.entry_id}
+        if self._describe is not None:
+            try:
+                fields.update(self._describe(delivery.payload))
+            except Exception:  # undecodable: the handler will fail and say why
+                fields["undecodable"] = True
+        with structlog.contextvars.bound_contextvars(**fields):
+            self._process(delivery)
+
+    def _process(self, delivery: Delivery) -> None:
+        bound = log.bind(stream=self.stream)
         if delivery.deliveries > self.max_deliveries:
             self._dead(delivery, f"delivered {delivery.deliveries} times without success")
             return
@@ -110,6 +131,7 @@ class StreamConsumer:
         self.bus.ack(self.stream, self.group, delivery.entry_id)
         self.handled += 1
         metrics.MESSAGES.labels(self.group, "ok").inc()
+        bound.info("handled", seconds=round(time.perf_counter() - t0, 4))
 
     def _dead(self, delivery: Delivery, reason: str) -> None:
         log.error("dead letter", stream=self.stream, entry_id=delivery.entry_id, reason=reason)

@@ -33,3 +33,7 @@ class InputError(SampleScoutError):
 
 class OperationalError(SampleScoutError):
     """The run could not be done (e.g. Redis unreachable): exit status 1."""
+
+
+class DeadlineExceeded(OperationalError):
+    """The caller's deadline passed before the work was done."""

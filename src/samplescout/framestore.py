@@ -35,6 +35,8 @@ class FrameStore(Protocol):
     - ``crop`` returns the grey ``float32`` full-res pixels of ``box = (x0, y0, x1, y1)``
       (clipped to the frame) and adds their number to ``pixels_read(key)``.
     - ``delete_session`` removes every frame whose key starts with ``f"{session}/"``.
+    - ``bytes_moved(key)`` is ``(written, read)``: the bytes ``put`` stored for the
+      frame and the bytes ``coarse``/``crop`` fetched for it in this process.
     """
 
     def put(self, key: str, image: np.ndarray, factor: int) -> StoredFrame: ...
@@ -49,6 +51,8 @@ class FrameStore(Protocol):
 
     def delete_session(self, session: str) -> None: ...
 
+    def bytes_moved(self, key: str) -> tuple[int, int]: ...
+
 
 def frame_key(session: str, index: int) -> str:
     return f"{session}/{index}"
@@ -62,6 +66,7 @@ class InMemoryFrameStore:
         self._coarse: dict[str, np.ndarray] = {}
         self._info: dict[str, StoredFrame] = {}
         self._read: dict[str, int] = {}
+        self._moved: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
     def put(self, key: str, image: np.ndarray, factor: int) -> StoredFrame:
@@ -72,6 +77,7 @@ class InMemoryFrameStore:
             self._coarse[key] = coarse
             self._info[key] = info
             self._read.setdefault(key, 0)
+            self._moved[key] = [image.nbytes + coarse.nbytes, 0]
         return info
 
     def info(self, key: str) -> StoredFrame:
@@ -80,7 +86,9 @@ class InMemoryFrameStore:
 
     def coarse(self, key: str) -> np.ndarray:
         with self._lock:
-            return self._coarse[key]
+            coarse = self._coarse[key]
+            self._moved[key][1] += coarse.nbytes
+            return coarse
 
     def crop(self, key: str, box: tuple[int, int, int, int]) -> np.ndarray:
         with self._lock:
@@ -89,18 +97,25 @@ class InMemoryFrameStore:
         x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
         if x1 <= x0 or y1 <= y0:
             return np.zeros((0, 0), np.float32)
-        out = to_gray_float(full[y0:y1, x0:x1])
+        raw = full[y0:y1, x0:x1]
+        out = to_gray_float(raw)
         with self._lock:
             self._read[key] = self._read.get(key, 0) + out.size
+            self._moved[key][1] += raw.nbytes
         return out
 
     def pixels_read(self, key: str) -> int:
         with self._lock:
             return self._read.get(key, 0)
 
+    def bytes_moved(self, key: str) -> tuple[int, int]:
+        with self._lock:
+            written, read = self._moved.get(key, (0, 0))
+            return written, read
+
     def delete_session(self, session: str) -> None:
         prefix = f"{session}/"
         with self._lock:
-            for d in (self._full, self._coarse, self._info, self._read):
+            for d in (self._full, self._coarse, self._info, self._read, self._moved):
                 for k in [k for k in d if k.startswith(prefix)]:
                     del d[k]

@@ -31,7 +31,8 @@ def configure_logging(fmt: str = "console", level: str = "warning") -> None:
 
 
 def get_logger(**bound: object) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger().bind(**bound)
+    # Lazy: the logger follows configure_logging() calls made after this one.
+    return structlog.get_logger(**bound)
 
 
 # Quiet by default for library use; entry points call configure_logging() again.

@@ -109,7 +109,7 @@ class RedisBus:
                 return int(lag) if lag is not None else 0
         return 0
 
-    def remove_idle_consumers(self, stream: str, group: str, *, min_idle_ms: int) -> list[str]:
+    def prune_consumers(self, stream: str, group: str, *, min_idle_ms: int) -> list[str]:
         """Delete consumers idle for ``min_idle_ms`` that own no pending entries."""
         removed = []
         for c in self._r.xinfo_consumers(stream, group):

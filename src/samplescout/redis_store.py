@@ -144,6 +144,10 @@ class RedisFrameStore:
                 self._r.delete(*names)
         self._r.delete(f"{PREFIX}:frames:{session}")
 
+    def bytes_moved(self, key: str) -> tuple[int, int]:
+        with self._lock:
+            return self.bytes_written.get(key, 0), self.bytes_read.get(key, 0)
+
     def _count_read(self, key: str, n: int) -> None:
         with self._lock:
             self.bytes_read[key] = self.bytes_read.get(key, 0) + n

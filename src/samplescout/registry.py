@@ -103,7 +103,9 @@ class Registry:
         d = self.root / name
         if not d.is_dir():
             return []
-        return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit() and (p / WEIGHTS).is_file())
+        return sorted(
+            int(p.name) for p in d.iterdir() if p.name.isdigit() and (p / WEIGHTS).is_file()
+        )
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -177,7 +179,9 @@ class Registry:
         tmp = path / (WEIGHTS + ".tmp")
         torch.save({k: t.detach().cpu().contiguous() for k, t in state_dict.items()}, tmp)
         os.replace(tmp, path / WEIGHTS)
-        write_bytes_atomic(path / METADATA, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(
+            path / METADATA, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+        )
         for alias in aliases:
             self.set_alias(alias, f"{name}@{v}")
         return ModelRecord(name, v, path, meta)
@@ -186,4 +190,6 @@ class Registry:
         al = self.aliases()
         al[alias] = ref
         self.root.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(self.root / ALIASES, (json.dumps(al, indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(
+            self.root / ALIASES, (json.dumps(al, indent=2, sort_keys=True) + "\n").encode()
+        )

@@ -162,7 +162,8 @@ class SessionRunner(Protocol):
     - ``start`` validates the request (raising :class:`~samplescout.errors.InputError`
       before anything runs), starts the session in the background and returns its id.
     - ``events`` follows a session's :class:`EventLog` until a terminal event.
-    - ``run`` localizes synchronously and returns the result document.
+    - ``run`` localizes synchronously and returns the result document; past
+      ``timeout_s`` it gives up with :class:`~samplescout.errors.DeadlineExceeded`.
     - ``cancel`` asks a running session to stop; ``state``/``result`` report on it.
     """
 
@@ -170,7 +171,7 @@ class SessionRunner(Protocol):
 
     def start(self, request: SessionRequest) -> str: ...
 
-    def run(self, request: SessionRequest) -> dict[str, Any]: ...
+    def run(self, request: SessionRequest, *, timeout_s: float | None = None) -> dict[str, Any]: ...
 
     def cancel(self, session_id: str) -> SessionState: ...
 
