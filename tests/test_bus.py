@@ -80,19 +80,21 @@ def test_blocking_read_wakes_on_publish(bus: Bus) -> None:
     assert [d.payload for d in got] == [b"late"]
 
 
-def test_redis_stream_length_is_bounded(redis_client) -> None:  # noqa: ANN001
+def test_redis_stream_length_is_bounded(redis_client) -> None:
     bus = RedisBus(redis_client, maxlen=100)
     for i in range(1000):
         bus.publish("s", str(i).encode())
     assert redis_client.xlen("s") < 400
 
 
-def test_redis_prune_keeps_consumers_that_own_entries(redis_client) -> None:  # noqa: ANN001
+def test_redis_prune_keeps_consumers_that_own_entries(redis_client) -> None:
     bus = RedisBus(redis_client)
     bus.ensure_group("s", "g")
     bus.publish("s", b"a")
+    bus.publish("s", b"b")
     bus.read("s", "g", "owner")
-    bus.read("s", "g", "idle")  # nothing left for it: owns no entry
+    (done,) = bus.read("s", "g", "idle")
+    bus.ack("s", "g", done.entry_id)  # it finished its work and went away
     time.sleep(0.02)
     assert bus.prune_consumers("s", "g", min_idle_ms=1) == ["idle"]
     names = {c["name"] for c in redis_client.xinfo_consumers("s", "g")}

@@ -13,9 +13,9 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from samplescout.acquire.sources import BundleSource
 from samplescout.control.server import build_server
 
-from samplescout.acquire.sources import BundleSource
 from samplescout.app import EmbeddedPipeline, SessionManager
 from samplescout.bundle import open_bundle
 from samplescout.config import Settings
@@ -166,7 +166,7 @@ def test_unknown_session_not_found(channel: grpc.Channel) -> None:
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_lims_client_example(channel: grpc.Channel, easy_wide_slide: Path, capsys) -> None:  # noqa: ANN001
+def test_lims_client_example(channel: grpc.Channel, easy_wide_slide: Path, capsys) -> None:
     import importlib.util
 
     from conftest import ROOT

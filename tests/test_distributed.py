@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from conftest import _free_port
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from samplescout.acquire.sources import BundleSource
+
 from samplescout.app import EmbeddedPipeline
 from samplescout.bundle import open_bundle
 from samplescout.bus import FRAMES, REGIONS
@@ -89,7 +89,7 @@ class Cluster:
 
 
 @pytest.fixture()
-def cluster(redis_client, redis_server: str, tmp_path: Path) -> Iterator[Cluster]:  # noqa: ANN001
+def cluster(redis_client, redis_server: str, tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(redis_server, tmp_path)
     try:
         yield c
@@ -169,7 +169,7 @@ def test_two_identify_workers_share_the_work(cluster: Cluster, narrow_slide: Pat
 
 
 def test_worker_dying_between_read_and_ack_is_reclaimed(
-    cluster: Cluster, redis_client, easy_wide_slide: Path  # noqa: ANN001
+    cluster: Cluster, redis_client, easy_wide_slide: Path
 ) -> None:
     for service in ("acquire", "select", "fuse", "control"):
         cluster.start(service)
@@ -194,7 +194,7 @@ def test_worker_dying_between_read_and_ack_is_reclaimed(
 
 
 def test_poison_message_goes_to_dead_letters_and_fails_the_session(
-    cluster: Cluster, redis_client  # noqa: ANN001
+    cluster: Cluster, redis_client
 ) -> None:
     cluster.start("select")
     cluster.start("control")

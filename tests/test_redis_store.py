@@ -14,7 +14,7 @@ from samplescout.v1 import pipeline_pb2
 
 
 @pytest.mark.parametrize("image_kind", ["grey8", "bgr16"])
-def test_redis_frame_store_matches_in_memory(redis_client, image_kind: str) -> None:  # noqa: ANN001
+def test_redis_frame_store_matches_in_memory(redis_client, image_kind: str) -> None:
     rng = np.random.default_rng(1)
     if image_kind == "grey8":
         image = rng.integers(0, 255, (700, 900), dtype=np.uint8)
@@ -33,7 +33,7 @@ def test_redis_frame_store_matches_in_memory(redis_client, image_kind: str) -> N
     assert 0 < redis_client.ttl("samplescout:frame:sess/0:meta") <= 60
 
 
-def test_crop_fetches_only_the_tiles_it_needs(redis_client) -> None:  # noqa: ANN001
+def test_crop_fetches_only_the_tiles_it_needs(redis_client) -> None:
     image = np.zeros((1024, 1024), np.uint8)
     store = RedisFrameStore(redis_client, tile=256)
     store.put("s/1", image, 8)
@@ -45,7 +45,7 @@ def test_crop_fetches_only_the_tiles_it_needs(redis_client) -> None:  # noqa: AN
     assert store.bytes_read["s/1"] == 5 * 256 * 256
 
 
-def test_delete_session_removes_frames(redis_client) -> None:  # noqa: ANN001
+def test_delete_session_removes_frames(redis_client) -> None:
     store = RedisFrameStore(redis_client, tile=64)
     store.put("gone/0", np.zeros((100, 100), np.uint8), 4)
     store.put("kept/0", np.zeros((100, 100), np.uint8), 4)
@@ -56,7 +56,7 @@ def test_delete_session_removes_frames(redis_client) -> None:  # noqa: ANN001
         store.coarse("gone/0")
 
 
-def test_state_store_lock_serialises_updates(redis_client) -> None:  # noqa: ANN001
+def test_state_store_lock_serialises_updates(redis_client) -> None:
     state = RedisStateStore(redis_client, ttl_s=60)
     assert isinstance(state, StateStore)
     state.set("k", b"0")
@@ -75,7 +75,7 @@ def test_state_store_lock_serialises_updates(redis_client) -> None:  # noqa: ANN
     assert state.get("k") == b"80"
 
 
-def test_event_log_follow_until_terminal(redis_client) -> None:  # noqa: ANN001
+def test_event_log_follow_until_terminal(redis_client) -> None:
     log = RedisEventLog(redis_client, ttl_s=60)
     got: list[int] = []
 
