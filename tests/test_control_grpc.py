@@ -198,3 +198,63 @@ def test_deadline_is_honoured_and_server_stays_usable(
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     reply = stub.LocalizeFrames(control_pb2.LocalizeFramesRequest(frames=[frame]), timeout=120)
     assert json.loads(reply.result.json)["stats"]["frames"] == 1
+
+
+def _upload_requests(sid: str, bundle: Path, order: list[int]):  # noqa: ANN202
+    b = open_bundle(bundle)
+    for i in order:
+        spec = b.manifest.frames[i]
+        yield control_pb2.UploadFramesRequest(
+            session_id=sid,
+            frame=types_pb2.Frame(
+                index=i, pose=pose_to_proto(spec.pose), image=(bundle / spec.file).read_bytes()
+            ),
+        )
+
+
+def upload_session(stub, bundle: Path, order: list[int]) -> dict:  # noqa: ANN001
+    """Start an upload session, stream the frames in ``order``, return the result."""
+    sid = stub.StartSession(
+        control_pb2.StartSessionRequest(upload=control_pb2.UploadSource(frame_count=len(order))),
+        timeout=10,
+    ).session_id
+    sent = stub.UploadFrames(_upload_requests(sid, bundle, order), timeout=120)
+    assert sent.frames_received == len(order)
+    events = list(stub.WatchSession(control_pb2.WatchSessionRequest(session_id=sid), timeout=120))
+    assert events[-1].event.kind == pipeline_pb2.SESSION_EVENT_KIND_DONE
+    return json.loads(stub.GetResult(control_pb2.GetResultRequest(session_id=sid)).result.json)
+
+
+def test_upload_frames_session(channel: grpc.Channel, easy_wide_slide: Path) -> None:
+    stub = control_pb2_grpc.ControlServiceStub(channel)
+    doc = upload_session(stub, easy_wide_slide, [0])
+    direct = EmbeddedPipeline(settings=Settings()).run(BundleSource(open_bundle(easy_wide_slide)))
+    assert doc["samples"] == direct["samples"]
+
+
+def test_upload_rejects_bad_index_and_duplicates(
+    channel: grpc.Channel, easy_wide_slide: Path
+) -> None:
+    stub = control_pb2_grpc.ControlServiceStub(channel)
+    sid = stub.StartSession(
+        control_pb2.StartSessionRequest(upload=control_pb2.UploadSource(frame_count=2)), timeout=10
+    ).session_id
+    requests = list(_upload_requests(sid, easy_wide_slide, [0]))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.UploadFrames(iter([requests[0], requests[0]]), timeout=30)
+    assert _bad_request_field(info.value) == "frame.index"
+    bad = control_pb2.UploadFramesRequest(session_id=sid, frame=types_pb2.Frame(index=5))
+    bad.frame.CopyFrom(requests[0].frame)
+    bad.frame.index = 5
+    with pytest.raises(grpc.RpcError) as info:
+        stub.UploadFrames(iter([bad]), timeout=30)
+    assert _bad_request_field(info.value) == "frame.index"
+    assert stub.CancelSession(control_pb2.CancelSessionRequest(session_id=sid)).state == (
+        control_pb2.SESSION_STATE_RUNNING
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        stub.StartSession(
+            control_pb2.StartSessionRequest(upload=control_pb2.UploadSource(frame_count=0)),
+            timeout=10,
+        )
+    assert _bad_request_field(info.value) == "upload.frame_count"

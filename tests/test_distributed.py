@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from conftest import _free_port
+from test_control_grpc import upload_session
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from samplescout.acquire.sources import BundleSource
 
@@ -166,6 +167,9 @@ def test_two_identify_workers_share_the_work(cluster: Cluster, narrow_slide: Pat
     assert a > 0 and b > 0
     embedded = EmbeddedPipeline(settings=Settings()).run(BundleSource(open_bundle(narrow_slide)))
     _same_samples(result, embedded)
+    # Frames uploaded one by one, in reverse order, give the same answer.
+    uploaded = upload_session(_control(cluster), narrow_slide, list(range(frames))[::-1])
+    _same_samples(uploaded, embedded)
 
 
 def test_worker_dying_between_read_and_ack_is_reclaimed(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,3 +81,60 @@ class FramesSource:
     def frames(self) -> Iterator[AcquiredFrame]:
         for i, (image, pose) in enumerate(self._frames):
             yield AcquiredFrame(i, image, pose)
+
+
+class UploadSource:
+    """Frames pushed by a client one at a time (``UploadFrames``), in any index order.
+
+    ``push`` validates the index (in range, not seen before) and queues the frame;
+    ``frames()`` yields them as they arrive and raises :class:`InputError` when no frame
+    came for ``idle_timeout_s`` or the upload was closed early.
+    """
+
+    def __init__(
+        self,
+        frame_count: int,
+        *,
+        name: str = "upload",
+        carrier: str | None = None,
+        context: Mapping[str, str] | None = None,
+        idle_timeout_s: float = 300.0,
+    ) -> None:
+        if frame_count < 1:
+            raise InputError(name, "upload.frame_count", "must be >= 1")
+        self.name = name
+        self.carrier = carrier
+        self.context = dict(context or {})
+        self.frame_count = frame_count
+        self._idle = idle_timeout_s
+        self._queue: queue.Queue[AcquiredFrame | None] = queue.Queue()
+        self._seen: set[int] = set()
+        self._lock = threading.Lock()
+
+    def push(self, index: int, image: np.ndarray, pose: Pose) -> int:
+        with self._lock:
+            if not 0 <= index < self.frame_count:
+                raise InputError(
+                    self.name, "frame.index", f"{index} not in [0, {self.frame_count})"
+                )
+            if index in self._seen:
+                raise InputError(self.name, "frame.index", f"frame {index} was already uploaded")
+            self._seen.add(index)
+            self._queue.put(AcquiredFrame(index, image, pose))
+            return len(self._seen)
+
+    def close(self) -> None:
+        """Stop waiting for frames (the session was cancelled)."""
+        self._queue.put(None)
+
+    def frames(self) -> Iterator[AcquiredFrame]:
+        for _ in range(self.frame_count):
+            try:
+                frame = self._queue.get(timeout=self._idle)
+            except queue.Empty:
+                raise InputError(
+                    self.name, "frames", f"no frame uploaded for {self._idle:.0f} s"
+                ) from None
+            if frame is None:
+                return
+            yield frame

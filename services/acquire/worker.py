@@ -8,6 +8,7 @@ import numpy as np
 from samplescout.acquire.drivers import open_source
 
 from samplescout import bus as streams
+from samplescout import metrics
 from samplescout.bus import Bus
 from samplescout.contracts import pose_to_proto
 from samplescout.errors import InputError
@@ -112,6 +113,7 @@ class AcquireWorker:
             ),
         )
         self._bus.publish(streams.FRAMES, msg.SerializeToString())
+        metrics.FRAMES.labels("acquire").inc()
         self._events.emit(
             pipeline_pb2.SessionEvent(
                 session_id=session.session_id,

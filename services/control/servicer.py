@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import grpc
+import numpy as np
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -84,21 +85,17 @@ def result_to_proto(doc: dict[str, object]) -> types_pb2.LocalizationResult:
     return msg
 
 
-def _frames_from_request(frames: list[types_pb2.Frame]) -> tuple[tuple[object, Pose], ...]:
-    out = []
-    for i, frame in enumerate(frames):
-        where = f"frames[{i}]"
-        if frame.WhichOneof("data") != "image":
-            raise InputError("request", f"{where}.image", "frames must carry image bytes")
-        pose = pose_from_proto(frame.pose)
-        values = (*pose.center_mm, pose.pixel_size_mm, pose.rotation_deg)
-        if not all(math.isfinite(v) for v in values):
-            raise InputError("request", f"{where}.pose", "must be finite")
-        if pose.pixel_size_mm <= 0:
-            raise InputError("request", f"{where}.pose.pixel_size_mm", "must be > 0")
-        image = decode_image_bytes(frame.image, "request", f"{where}.image")
-        out.append((image, pose))
-    return tuple(out)
+def frame_from_proto(frame: types_pb2.Frame, where: str) -> tuple[np.ndarray, Pose]:
+    """Decode and validate one frame of a request; ``where`` names it in errors."""
+    if frame.WhichOneof("data") != "image":
+        raise InputError("request", f"{where}.image", "frames must carry image bytes")
+    pose = pose_from_proto(frame.pose)
+    values = (*pose.center_mm, pose.pixel_size_mm, pose.rotation_deg)
+    if not all(math.isfinite(v) for v in values):
+        raise InputError("request", f"{where}.pose", "must be finite")
+    if pose.pixel_size_mm <= 0:
+        raise InputError("request", f"{where}.pose.pixel_size_mm", "must be > 0")
+    return decode_image_bytes(frame.image, "request", f"{where}.image"), pose
 
 
 class ControlServicer(control_pb2_grpc.ControlServiceServicer):
@@ -114,11 +111,14 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         req = SessionRequest(
             bundle_path=request.bundle_path if which == "bundle_path" else None,
             microscope=request.microscope.address if which == "microscope" else None,
+            upload_frames=request.upload.frame_count if which == "upload" else 0,
             carrier=PROTO_TO_CARRIER.get(request.carrier),
             context=dict(request.context),
             method=request.method or None,
         )
         try:
+            if which == "upload" and request.upload.frame_count < 1:
+                raise InputError("request", "upload.frame_count", "must be >= 1")
             sid = self._runner.start(req)
         except InputError as exc:
             invalid_argument(context, exc)
@@ -155,6 +155,21 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
         return control_pb2.CancelSessionResponse(state=STATE_TO_PROTO[state])
 
+    def UploadFrames(
+        self,
+        request_iterator: Iterator[control_pb2.UploadFramesRequest],
+        context: grpc.ServicerContext,
+    ) -> control_pb2.UploadFramesResponse:
+        received = 0
+        try:
+            for request in request_iterator:
+                image, pose = frame_from_proto(request.frame, "frame")
+                received = self._runner.upload(request.session_id, request.frame.index, image, pose)
+        except InputError as exc:
+            invalid_argument(context, exc)
+            raise
+        return control_pb2.UploadFramesResponse(frames_received=received)
+
     def LocalizeFrames(
         self, request: control_pb2.LocalizeFramesRequest, context: grpc.ServicerContext
     ) -> control_pb2.LocalizeFramesResponse:
@@ -162,7 +177,9 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             if not request.frames:
                 raise InputError("request", "frames", "must not be empty")
             req = SessionRequest(
-                frames=_frames_from_request(list(request.frames)),  # type: ignore[arg-type]
+                frames=tuple(
+                    frame_from_proto(f, f"frames[{i}]") for i, f in enumerate(request.frames)
+                ),  # type: ignore[arg-type]
                 carrier=PROTO_TO_CARRIER.get(request.carrier),
                 context=dict(request.context),
                 method=request.method or None,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from samplescout.select.base import Selector
 
 from samplescout import bus as streams
+from samplescout import metrics
 from samplescout.bus import Bus
 from samplescout.contracts import pose_from_proto
 from samplescout.framestore import FrameStore
@@ -60,6 +61,8 @@ class SelectWorker:
             stats=stats,
         )
         self._bus.publish(streams.REGIONS, out.SerializeToString())
+        metrics.FRAMES.labels("select").inc()
+        metrics.REGIONS.labels("select").inc(len(regions))
         self._events.emit(
             pipeline_pb2.SessionEvent(
                 session_id=msg.session.session_id,

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from samplescout import bus as streams
 from samplescout.acquire.drivers import open_source
-from samplescout.acquire.sources import FrameSource, FramesSource
+from samplescout.acquire.sources import FrameSource, FramesSource, UploadSource
 from samplescout.acquire.worker import AcquireWorker, cancel_key
 from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
@@ -26,6 +28,7 @@ from samplescout.contracts import CARRIER_TO_PROTO
 from samplescout.errors import DeadlineExceeded, InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore
 from samplescout.fuse.worker import FuseWorker, result_key, state_key
+from samplescout.geometry import Pose
 from samplescout.identify.base import Identifier
 from samplescout.identify.classical import ClassicalIdentifier
 from samplescout.identify.worker import IdentifyWorker
@@ -159,6 +162,8 @@ class EmbeddedPipeline:
                 )
                 del frame
                 self._drain()
+            if cancel is not None and cancel.is_set():
+                raise SessionCancelled(f"{source.name}: session {sid} cancelled")
             failure = self.state.get(f"samplescout:failed:{sid}")
             if failure is not None:
                 raise OperationalError(failure.decode())
@@ -235,6 +240,7 @@ class SessionManager:
         self._root = bundle_root.resolve() if bundle_root else None
         self._states: dict[str, tuple[SessionState, str]] = {}
         self._cancel: dict[str, threading.Event] = {}
+        self._uploads: dict[str, UploadSource] = {}
         self._lock = threading.Lock()
 
     def _source(self, request: SessionRequest) -> FrameSource:
@@ -243,6 +249,10 @@ class SessionManager:
             return open_source(bundle_path=request.bundle_path, microscope=request.microscope)
         if request.frames:
             return FramesSource(request.frames, carrier=request.carrier, context=request.context)
+        if request.upload_frames:
+            return UploadSource(
+                request.upload_frames, carrier=request.carrier, context=request.context
+            )
         raise InputError("request", "source", "give a bundle path, a microscope or frames")
 
     @staticmethod
@@ -282,6 +292,8 @@ class SessionManager:
         with self._lock:
             self._states[sid] = (SessionState.RUNNING, "")
             self._cancel[sid] = cancel
+            if isinstance(source, UploadSource):
+                self._uploads[sid] = source
 
         def work() -> None:
             try:
@@ -304,6 +316,7 @@ class SessionManager:
                 self.pipeline.emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_FAILED, outcome[1])
             with self._lock:
                 self._states[sid] = outcome
+                self._uploads.pop(sid, None)
 
         threading.Thread(target=work, name=f"session-{sid[:8]}", daemon=True).start()
         return sid
@@ -314,7 +327,17 @@ class SessionManager:
             state = self._states.get(session_id, (SessionState.UNKNOWN, ""))[0]
         if event is not None and state is SessionState.RUNNING:
             event.set()
+            upload = self._uploads.get(session_id)
+            if upload is not None:
+                upload.close()
         return state
+
+    def upload(self, session_id: str, index: int, image: np.ndarray, pose: Pose) -> int:
+        with self._lock:
+            source = self._uploads.get(session_id)
+        if source is None:
+            raise InputError("request", "session_id", f"no running upload session {session_id!r}")
+        return source.push(index, image, pose)
 
     def state(self, session_id: str) -> tuple[SessionState, str]:
         with self._lock:
@@ -477,6 +500,13 @@ class DistributedRunner:
         )
 
     def start(self, request: SessionRequest) -> str:
+        if request.upload_frames:
+            if request.upload_frames < 1:
+                raise InputError("request", "upload.frame_count", "must be >= 1")
+            spec = self._spec(request, request.upload_frames, "upload")
+            self._b.state.set(upload_key(spec.session_id), spec.SerializeToString())
+            self._started(spec)
+            return spec.session_id
         if not (request.bundle_path or request.microscope):
             raise InputError("request", "source", "give a bundle path or a microscope address")
         check_bundle_root(request, self._root)
@@ -533,7 +563,33 @@ class DistributedRunner:
         state = self.state(session_id)[0]
         if state is SessionState.RUNNING:
             self._b.state.set(cancel_key(session_id), b"1")
+            if self._b.state.get(upload_key(session_id)) is not None:
+                # Nobody else reads an upload session's frames: end it here.
+                self.events.emit(
+                    pipeline_pb2.SessionEvent(
+                        session_id=session_id,
+                        kind=pipeline_pb2.SESSION_EVENT_KIND_CANCELLED,
+                        message=f"session {session_id} cancelled",
+                    )
+                )
         return state
+
+    def upload(self, session_id: str, index: int, image: np.ndarray, pose: Pose) -> int:
+        raw = self._b.state.get(upload_key(session_id))
+        if raw is None or self.state(session_id)[0] is not SessionState.RUNNING:
+            raise InputError("request", "session_id", f"no running upload session {session_id!r}")
+        spec = pipeline_pb2.SessionSpec.FromString(raw)
+        if not 0 <= index < spec.frame_count:
+            raise InputError("upload", "frame.index", f"{index} not in [0, {spec.frame_count})")
+        key = f"{upload_key(session_id)}:seen"
+        with self._b.state.lock(key):
+            seen = json.loads(self._b.state.get(key) or b"[]")
+            if index in seen:
+                raise InputError("upload", "frame.index", f"frame {index} was already uploaded")
+            self._acquire.submit(spec, index, image, pose)
+            seen.append(index)
+            self._b.state.set(key, json.dumps(seen).encode())
+        return len(seen)
 
     def state(self, session_id: str) -> tuple[SessionState, str]:
         events = self.events.events(session_id)
@@ -547,6 +603,10 @@ class DistributedRunner:
     def result(self, session_id: str) -> dict[str, Any] | None:
         raw = self._b.state.get(result_key(session_id))
         return None if raw is None else json.loads(raw)
+
+
+def upload_key(session_id: str) -> str:
+    return f"samplescout:upload:{session_id}"
 
 
 TERMINAL_STATE = {

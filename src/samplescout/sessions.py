@@ -143,11 +143,13 @@ class SessionState(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class SessionRequest:
-    """What a client asks to localize: a bundle path, a microscope address, or frames."""
+    """What a client asks to localize: a bundle path, a microscope address, frames, or
+    ``upload_frames`` frames that follow one by one (:meth:`SessionRunner.upload`)."""
 
     bundle_path: str | None = None
     microscope: str | None = None
     frames: tuple[tuple[np.ndarray, Pose], ...] = ()
+    upload_frames: int = 0
     carrier: str | None = None
     context: Mapping[str, str] = field(default_factory=dict)
     method: str | None = None
@@ -164,6 +166,8 @@ class SessionRunner(Protocol):
     - ``events`` follows a session's :class:`EventLog` until a terminal event.
     - ``run`` localizes synchronously and returns the result document; past
       ``timeout_s`` it gives up with :class:`~samplescout.errors.DeadlineExceeded`.
+    - ``upload`` adds frame ``index`` to a session started with ``upload_frames``
+      (each index once, in any order) and returns how many frames it has received.
     - ``cancel`` asks a running session to stop; ``state``/``result`` report on it.
     """
 
@@ -172,6 +176,8 @@ class SessionRunner(Protocol):
     def start(self, request: SessionRequest) -> str: ...
 
     def run(self, request: SessionRequest, *, timeout_s: float | None = None) -> dict[str, Any]: ...
+
+    def upload(self, session_id: str, index: int, image: np.ndarray, pose: Pose) -> int: ...
 
     def cancel(self, session_id: str) -> SessionState: ...
 

@@ -26,7 +26,7 @@ from samplescout.v1 import pipeline_pb2 as samplescout_dot_v1_dot_pipeline__pb2
 from samplescout.v1 import types_pb2 as samplescout_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csamplescout/v1/control.proto\x12\x0esamplescout.v1\x1a\x1dsamplescout/v1/pipeline.proto\x1a\x1asamplescout/v1/types.proto\"#\n\x10MicroscopeSource\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"\x9b\x02\n\x13StartSessionRequest\x12\x15\n\x0b\x62undle_path\x18\x01 \x01(\tH\x00\x12\x36\n\nmicroscope\x18\x02 \x01(\x0b\x32 .samplescout.v1.MicroscopeSourceH\x00\x12(\n\x07\x63\x61rrier\x18\x03 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12\x41\n\x07\x63ontext\x18\x04 \x03(\x0b\x32\x30.samplescout.v1.StartSessionRequest.ContextEntry\x12\x0e\n\x06method\x18\x05 \x01(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"*\n\x14StartSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\")\n\x13WatchSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"C\n\x14WatchSessionResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.samplescout.v1.SessionEvent\"&\n\x10GetResultRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x85\x01\n\x11GetResultResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.samplescout.v1.SessionState\x12\x32\n\x06result\x18\x02 \x01(\x0b\x32\".samplescout.v1.LocalizationResult\x12\x0f\n\x07message\x18\x03 \x01(\t\"*\n\x14\x43\x61ncelSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"D\n\x15\x43\x61ncelSessionResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.samplescout.v1.SessionState\"\xed\x01\n\x15LocalizeFramesRequest\x12(\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12\x43\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x32.samplescout.v1.LocalizeFramesRequest.ContextEntry\x12%\n\x06\x66rames\x18\x03 \x03(\x0b\x32\x15.samplescout.v1.Frame\x12\x0e\n\x06method\x18\x04 \x01(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x16LocalizeFramesResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".samplescout.v1.LocalizationResult*\x97\x01\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\x04\x32\xd9\x03\n\x0e\x43ontrolService\x12Y\n\x0cStartSession\x12#.samplescout.v1.StartSessionRequest\x1a$.samplescout.v1.StartSessionResponse\x12[\n\x0cWatchSession\x12#.samplescout.v1.WatchSessionRequest\x1a$.samplescout.v1.WatchSessionResponse0\x01\x12P\n\tGetResult\x12 .samplescout.v1.GetResultRequest\x1a!.samplescout.v1.GetResultResponse\x12\\\n\rCancelSession\x12$.samplescout.v1.CancelSessionRequest\x1a%.samplescout.v1.CancelSessionResponse\x12_\n\x0eLocalizeFrames\x12%.samplescout.v1.LocalizeFramesRequest\x1a&.samplescout.v1.LocalizeFramesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csamplescout/v1/control.proto\x12\x0esamplescout.v1\x1a\x1dsamplescout/v1/pipeline.proto\x1a\x1asamplescout/v1/types.proto\"#\n\x10MicroscopeSource\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"#\n\x0cUploadSource\x12\x13\n\x0b\x66rame_count\x18\x01 \x01(\x05\"\xcb\x02\n\x13StartSessionRequest\x12\x15\n\x0b\x62undle_path\x18\x01 \x01(\tH\x00\x12\x36\n\nmicroscope\x18\x02 \x01(\x0b\x32 .samplescout.v1.MicroscopeSourceH\x00\x12.\n\x06upload\x18\x06 \x01(\x0b\x32\x1c.samplescout.v1.UploadSourceH\x00\x12(\n\x07\x63\x61rrier\x18\x03 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12\x41\n\x07\x63ontext\x18\x04 \x03(\x0b\x32\x30.samplescout.v1.StartSessionRequest.ContextEntry\x12\x0e\n\x06method\x18\x05 \x01(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06source\"*\n\x14StartSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\")\n\x13WatchSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"C\n\x14WatchSessionResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.samplescout.v1.SessionEvent\"&\n\x10GetResultRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x85\x01\n\x11GetResultResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.samplescout.v1.SessionState\x12\x32\n\x06result\x18\x02 \x01(\x0b\x32\".samplescout.v1.LocalizationResult\x12\x0f\n\x07message\x18\x03 \x01(\t\"*\n\x14\x43\x61ncelSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"D\n\x15\x43\x61ncelSessionResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.samplescout.v1.SessionState\"O\n\x13UploadFramesRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12$\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.samplescout.v1.Frame\"/\n\x14UploadFramesResponse\x12\x17\n\x0f\x66rames_received\x18\x01 \x01(\x05\"\xed\x01\n\x15LocalizeFramesRequest\x12(\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12\x43\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x32.samplescout.v1.LocalizeFramesRequest.ContextEntry\x12%\n\x06\x66rames\x18\x03 \x03(\x0b\x32\x15.samplescout.v1.Frame\x12\x0e\n\x06method\x18\x04 \x01(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x16LocalizeFramesResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".samplescout.v1.LocalizationResult*\x97\x01\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\x04\x32\xb6\x04\n\x0e\x43ontrolService\x12Y\n\x0cStartSession\x12#.samplescout.v1.StartSessionRequest\x1a$.samplescout.v1.StartSessionResponse\x12[\n\x0cWatchSession\x12#.samplescout.v1.WatchSessionRequest\x1a$.samplescout.v1.WatchSessionResponse0\x01\x12P\n\tGetResult\x12 .samplescout.v1.GetResultRequest\x1a!.samplescout.v1.GetResultResponse\x12\\\n\rCancelSession\x12$.samplescout.v1.CancelSessionRequest\x1a%.samplescout.v1.CancelSessionResponse\x12[\n\x0cUploadFrames\x12#.samplescout.v1.UploadFramesRequest\x1a$.samplescout.v1.UploadFramesResponse(\x01\x12_\n\x0eLocalizeFrames\x12%.samplescout.v1.LocalizeFramesRequest\x1a&.samplescout.v1.LocalizeFramesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,34 +37,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTSESSIONREQUEST_CONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_LOCALIZEFRAMESREQUEST_CONTEXTENTRY']._loaded_options = None
   _globals['_LOCALIZEFRAMESREQUEST_CONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_SESSIONSTATE']._serialized_start=1195
-  _globals['_SESSIONSTATE']._serialized_end=1346
+  _globals['_SESSIONSTATE']._serialized_start=1410
+  _globals['_SESSIONSTATE']._serialized_end=1561
   _globals['_MICROSCOPESOURCE']._serialized_start=107
   _globals['_MICROSCOPESOURCE']._serialized_end=142
-  _globals['_STARTSESSIONREQUEST']._serialized_start=145
-  _globals['_STARTSESSIONREQUEST']._serialized_end=428
-  _globals['_STARTSESSIONREQUEST_CONTEXTENTRY']._serialized_start=372
-  _globals['_STARTSESSIONREQUEST_CONTEXTENTRY']._serialized_end=418
-  _globals['_STARTSESSIONRESPONSE']._serialized_start=430
-  _globals['_STARTSESSIONRESPONSE']._serialized_end=472
-  _globals['_WATCHSESSIONREQUEST']._serialized_start=474
-  _globals['_WATCHSESSIONREQUEST']._serialized_end=515
-  _globals['_WATCHSESSIONRESPONSE']._serialized_start=517
-  _globals['_WATCHSESSIONRESPONSE']._serialized_end=584
-  _globals['_GETRESULTREQUEST']._serialized_start=586
-  _globals['_GETRESULTREQUEST']._serialized_end=624
-  _globals['_GETRESULTRESPONSE']._serialized_start=627
-  _globals['_GETRESULTRESPONSE']._serialized_end=760
-  _globals['_CANCELSESSIONREQUEST']._serialized_start=762
-  _globals['_CANCELSESSIONREQUEST']._serialized_end=804
-  _globals['_CANCELSESSIONRESPONSE']._serialized_start=806
-  _globals['_CANCELSESSIONRESPONSE']._serialized_end=874
-  _globals['_LOCALIZEFRAMESREQUEST']._serialized_start=877
-  _globals['_LOCALIZEFRAMESREQUEST']._serialized_end=1114
-  _globals['_LOCALIZEFRAMESREQUEST_CONTEXTENTRY']._serialized_start=372
-  _globals['_LOCALIZEFRAMESREQUEST_CONTEXTENTRY']._serialized_end=418
-  _globals['_LOCALIZEFRAMESRESPONSE']._serialized_start=1116
-  _globals['_LOCALIZEFRAMESRESPONSE']._serialized_end=1192
-  _globals['_CONTROLSERVICE']._serialized_start=1349
-  _globals['_CONTROLSERVICE']._serialized_end=1822
+  _globals['_UPLOADSOURCE']._serialized_start=144
+  _globals['_UPLOADSOURCE']._serialized_end=179
+  _globals['_STARTSESSIONREQUEST']._serialized_start=182
+  _globals['_STARTSESSIONREQUEST']._serialized_end=513
+  _globals['_STARTSESSIONREQUEST_CONTEXTENTRY']._serialized_start=457
+  _globals['_STARTSESSIONREQUEST_CONTEXTENTRY']._serialized_end=503
+  _globals['_STARTSESSIONRESPONSE']._serialized_start=515
+  _globals['_STARTSESSIONRESPONSE']._serialized_end=557
+  _globals['_WATCHSESSIONREQUEST']._serialized_start=559
+  _globals['_WATCHSESSIONREQUEST']._serialized_end=600
+  _globals['_WATCHSESSIONRESPONSE']._serialized_start=602
+  _globals['_WATCHSESSIONRESPONSE']._serialized_end=669
+  _globals['_GETRESULTREQUEST']._serialized_start=671
+  _globals['_GETRESULTREQUEST']._serialized_end=709
+  _globals['_GETRESULTRESPONSE']._serialized_start=712
+  _globals['_GETRESULTRESPONSE']._serialized_end=845
+  _globals['_CANCELSESSIONREQUEST']._serialized_start=847
+  _globals['_CANCELSESSIONREQUEST']._serialized_end=889
+  _globals['_CANCELSESSIONRESPONSE']._serialized_start=891
+  _globals['_CANCELSESSIONRESPONSE']._serialized_end=959
+  _globals['_UPLOADFRAMESREQUEST']._serialized_start=961
+  _globals['_UPLOADFRAMESREQUEST']._serialized_end=1040
+  _globals['_UPLOADFRAMESRESPONSE']._serialized_start=1042
+  _globals['_UPLOADFRAMESRESPONSE']._serialized_end=1089
+  _globals['_LOCALIZEFRAMESREQUEST']._serialized_start=1092
+  _globals['_LOCALIZEFRAMESREQUEST']._serialized_end=1329
+  _globals['_LOCALIZEFRAMESREQUEST_CONTEXTENTRY']._serialized_start=457
+  _globals['_LOCALIZEFRAMESREQUEST_CONTEXTENTRY']._serialized_end=503
+  _globals['_LOCALIZEFRAMESRESPONSE']._serialized_start=1331
+  _globals['_LOCALIZEFRAMESRESPONSE']._serialized_end=1407
+  _globals['_CONTROLSERVICE']._serialized_start=1564
+  _globals['_CONTROLSERVICE']._serialized_end=2130
 # @@protoc_insertion_point(module_scope)

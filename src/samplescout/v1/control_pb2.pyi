@@ -28,8 +28,14 @@ class MicroscopeSource(_message.Message):
     address: str
     def __init__(self, address: _Optional[str] = ...) -> None: ...
 
+class UploadSource(_message.Message):
+    __slots__ = ("frame_count",)
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    frame_count: int
+    def __init__(self, frame_count: _Optional[int] = ...) -> None: ...
+
 class StartSessionRequest(_message.Message):
-    __slots__ = ("bundle_path", "microscope", "carrier", "context", "method")
+    __slots__ = ("bundle_path", "microscope", "upload", "carrier", "context", "method")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,15 +45,17 @@ class StartSessionRequest(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     BUNDLE_PATH_FIELD_NUMBER: _ClassVar[int]
     MICROSCOPE_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
     CARRIER_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     bundle_path: str
     microscope: MicroscopeSource
+    upload: UploadSource
     carrier: _types_pb2.Carrier
     context: _containers.ScalarMap[str, str]
     method: str
-    def __init__(self, bundle_path: _Optional[str] = ..., microscope: _Optional[_Union[MicroscopeSource, _Mapping]] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., method: _Optional[str] = ...) -> None: ...
+    def __init__(self, bundle_path: _Optional[str] = ..., microscope: _Optional[_Union[MicroscopeSource, _Mapping]] = ..., upload: _Optional[_Union[UploadSource, _Mapping]] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., method: _Optional[str] = ...) -> None: ...
 
 class StartSessionResponse(_message.Message):
     __slots__ = ("session_id",)
@@ -94,6 +102,20 @@ class CancelSessionResponse(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     state: SessionState
     def __init__(self, state: _Optional[_Union[SessionState, str]] = ...) -> None: ...
+
+class UploadFramesRequest(_message.Message):
+    __slots__ = ("session_id", "frame")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    frame: _types_pb2.Frame
+    def __init__(self, session_id: _Optional[str] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ...) -> None: ...
+
+class UploadFramesResponse(_message.Message):
+    __slots__ = ("frames_received",)
+    FRAMES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    frames_received: int
+    def __init__(self, frames_received: _Optional[int] = ...) -> None: ...
 
 class LocalizeFramesRequest(_message.Message):
     __slots__ = ("carrier", "context", "frames", "method")

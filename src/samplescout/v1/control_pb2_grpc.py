@@ -55,6 +55,11 @@ class ControlServiceStub:
                 request_serializer=samplescout_dot_v1_dot_control__pb2.CancelSessionRequest.SerializeToString,
                 response_deserializer=samplescout_dot_v1_dot_control__pb2.CancelSessionResponse.FromString,
                 _registered_method=True)
+        self.UploadFrames = channel.stream_unary(
+                '/samplescout.v1.ControlService/UploadFrames',
+                request_serializer=samplescout_dot_v1_dot_control__pb2.UploadFramesRequest.SerializeToString,
+                response_deserializer=samplescout_dot_v1_dot_control__pb2.UploadFramesResponse.FromString,
+                _registered_method=True)
         self.LocalizeFrames = channel.unary_unary(
                 '/samplescout.v1.ControlService/LocalizeFrames',
                 request_serializer=samplescout_dot_v1_dot_control__pb2.LocalizeFramesRequest.SerializeToString,
@@ -92,6 +97,13 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadFrames(self, request_iterator, context):
+        """Send the frames of a session started with an `upload` source, one frame per message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def LocalizeFrames(self, request, context):
         """Localize frames sent in the request and answer with the result.
         """
@@ -121,6 +133,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.CancelSession,
                     request_deserializer=samplescout_dot_v1_dot_control__pb2.CancelSessionRequest.FromString,
                     response_serializer=samplescout_dot_v1_dot_control__pb2.CancelSessionResponse.SerializeToString,
+            ),
+            'UploadFrames': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFrames,
+                    request_deserializer=samplescout_dot_v1_dot_control__pb2.UploadFramesRequest.FromString,
+                    response_serializer=samplescout_dot_v1_dot_control__pb2.UploadFramesResponse.SerializeToString,
             ),
             'LocalizeFrames': grpc.unary_unary_rpc_method_handler(
                     servicer.LocalizeFrames,
@@ -237,6 +254,33 @@ class ControlService:
             '/samplescout.v1.ControlService/CancelSession',
             samplescout_dot_v1_dot_control__pb2.CancelSessionRequest.SerializeToString,
             samplescout_dot_v1_dot_control__pb2.CancelSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFrames(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/samplescout.v1.ControlService/UploadFrames',
+            samplescout_dot_v1_dot_control__pb2.UploadFramesRequest.SerializeToString,
+            samplescout_dot_v1_dot_control__pb2.UploadFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,
