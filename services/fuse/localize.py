@@ -112,17 +112,290 @@ def localize(
 ) -> dict[str, Any]:
     """The SPEC section 3 parts ``carrier``, ``samples``, ``plate``, ``structures``, ``barcodes``.
 
-    ``carrier`` as given by the bundle (``None`` or ``"unknown"``: recognise it).
+    ``carrier`` as given by the bundle (``None`` or ``"unknown"``: recognised from the
+    evidence, see :func:`recognise_carrier`).
     """
     cfg = config or LocalizeConfig()
     entries = state.sorted_structures()
     line_entries = [e for e in entries if e["segment"] is not None]
-    lines = [ln for ln in fuse_lines(line_entries) if ln.length >= cfg.min_line_mm]
-    roles: dict[int, str] = {}
+    lines = [
+        ln
+        for ln in fuse_lines(line_entries, method=cfg.vote)
+        if ln.length >= cfg.min_line_mm
+    ]
+    ev = _Evidence(state, entries, line_entries, lines, cfg)
+    if carrier in (None, "unknown"):
+        carrier = recognise_carrier(ev)
+    if carrier == "multiwell":
+        part = _plate_part(ev)
+    elif carrier == "chamber_slide":
+        part = _chamber_part(ev)
+    elif carrier == "petri_dish":
+        part = _dish_part(ev)
+    elif carrier == "slide":
+        part = _slide_part(ev)
+    else:
+        part = _Part([], None, {}, [])
+    return {
+        "carrier": carrier,
+        "samples": part.samples,
+        "plate": part.plate,
+        "structures": _structures(lines, part.circles, part.roles, entries),
+        "barcodes": merge_barcodes(state.barcodes),
+    }
 
-    slides, _ = _exclusive(
-        _rect_candidates(lines, SLIDE_SIZES, cfg, cfg.min_slide_score, within=None), [], cfg
-    )
+
+@dataclass
+class _Part:
+    """What one carrier's localization found."""
+
+    samples: list[dict[str, Any]]
+    plate: dict[str, Any] | None
+    roles: dict[int, str]
+    circles: list[CircleSource]
+
+
+class _Evidence:
+    """The fused evidence of a session, with the carrier-level findings computed once."""
+
+    def __init__(
+        self,
+        state: FuseState,
+        entries: list[dict[str, Any]],
+        line_entries: list[dict[str, Any]],
+        lines: list[LineSource],
+        cfg: LocalizeConfig,
+    ) -> None:
+        self.state = state
+        self.entries = entries
+        self.line_entries = line_entries
+        self.lines = lines
+        self.cfg = cfg
+        self._cache: dict[str, Any] = {}
+
+    def _get(self, key: str, make: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def slides(self) -> list[Rect]:
+        return self._get(  # type: ignore[no-any-return]
+            "slides",
+            lambda: _exclusive(
+                _rect_candidates(
+                    self.lines, SLIDE_SIZES, self.cfg, self.cfg.min_slide_score, within=None
+                ),
+                [],
+                self.cfg,
+            )[0][:1],
+        )
+
+    @property
+    def plate_body(self) -> Rect | None:
+        def make() -> Rect | None:
+            cands = _rect_candidates(
+                self.lines, (SBS_SIZE_MM,), self.cfg, self.cfg.min_slide_score, within=None
+            )
+            return cands[0] if cands else None
+
+        return self._get("plate_body", make)  # type: ignore[no-any-return]
+
+    @property
+    def plate(self) -> PlateFit | None:
+        def make() -> PlateFit | None:
+            body = self.plate_body
+            pb = PlateBody(body.center, body.angle_deg, body.score) if body else None
+            used = set(body.lines) if body else set()
+            strong = [
+                (ln.endpoints[0], ln.endpoints[1], ln.probability)
+                for i, ln in enumerate(self.lines)
+                if i not in used and ln.length >= 5.0
+            ]
+            short = [
+                (np.asarray(e["segment"][0]), np.asarray(e["segment"][1]), float(e["p"]))
+                for e in self.line_entries
+                if math.dist(*e["segment"]) <= 4.5
+            ]
+            return fit_plate(arcs_of(self.entries), short, pb, strong)
+
+        return self._get("plate", make)  # type: ignore[no-any-return]
+
+    @property
+    def dish_ring(self) -> CircleSource | None:
+        def make() -> CircleSource | None:
+            strong = [e for e in self.entries if e["contrast"] >= self.cfg.strong_contrast]
+            found = _find_circles(_chords(strong), DISH_RING_DIAMETERS, self.cfg)
+            found = [c for c in found if c.span_deg >= self.cfg.min_ring_span_deg]
+            return max(found, key=lambda c: (c.span_deg * c.probability, -c.center[0]), default=None)
+
+        return self._get("dish_ring", make)  # type: ignore[no-any-return]
+
+    @property
+    def chambers(self) -> ChamberFit | None:
+        def make() -> ChamberFit | None:
+            if not self.slides:
+                return None
+            s = self.slides[0]
+            return fit_chambers(
+                [
+                    (ln.endpoints, ln.coverage_mm * ln.probability)
+                    for i, ln in enumerate(self.lines)
+                    if i not in s.lines and ln.probability >= self.cfg.min_chamber_line_p
+                ],
+                s.center,
+                s.size,
+                s.angle_deg,
+            )
+
+        return self._get("chambers", make)  # type: ignore[no-any-return]
+
+
+def recognise_carrier(ev: _Evidence) -> str:
+    """``slide``, ``multiwell``, ``chamber_slide``, ``petri_dish`` or ``unknown`` from evidence.
+
+    A plate footprint with a well grid on it means a multiwell plate; a slide with a
+    chamber grid of strong walls a chamber slide, else a slide; a dish's outer ring a
+    dish; a well grid alone a plate; cover glasses alone a slide.
+    """
+    cfg = ev.cfg
+    plate = ev.plate
+    if ev.plate_body is not None and plate is not None:
+        return "multiwell"
+    if ev.slides:
+        chambers = ev.chambers
+        if chambers is not None and chambers.score >= cfg.min_chamber_score:
+            return "chamber_slide"
+        return "slide"
+    if ev.dish_ring is not None:
+        return "petri_dish"
+    if plate is not None and plate.score >= cfg.min_plate_score_alone:
+        return "multiwell"
+    if _slide_part(ev).samples:
+        return "slide"
+    return "unknown"
+
+
+def _plate_part(ev: _Evidence) -> _Part:
+    fit = ev.plate
+    roles = {i: "plate_edge" for i in ev.plate_body.lines} if ev.plate_body else {}
+    if fit is None:
+        return _Part([], None, roles, [])
+    fmt = fit.fmt
+    covered = _covered(ev.state, fit.centers())
+    samples: list[dict[str, Any]] = []
+    for k, c in enumerate(fit.centers()):
+        row, col = divmod(k, fmt.cols)
+        center = (float(c[0]), float(c[1]))
+        seen = min(1.0, fit.support[k] / 4.0)
+        conf = fit_confidence = max(0.0, min(1.0, fit.score))
+        conf = fit_confidence * (0.6 + 0.4 * seen) * (1.0 if covered[k] else 0.5)
+        if fmt.circular:
+            shape = {
+                "shape": "circle",
+                "center_mm": list(center),
+                "size_mm": [fmt.well_size],
+                "angle_deg": 0.0,
+                "polygon_mm": _poly(circle_polygon(center, fmt.well_size)),
+            }
+        else:
+            angle = normalize_angle_deg(fit.angle_deg)
+            shape = {
+                "shape": "rectangle",
+                "center_mm": list(center),
+                "size_mm": [fmt.well_size, fmt.well_size],
+                "angle_deg": angle,
+                "polygon_mm": _poly(
+                    rectangle_polygon(center, (fmt.well_size, fmt.well_size), angle)
+                ),
+            }
+        samples.append(
+            {"element": "well", **shape, "confidence": float(conf), "label": well_name(row, col)}
+        )
+    plate = {
+        "wells": fmt.wells,
+        "rows": fmt.rows,
+        "cols": fmt.cols,
+        "a1_center_mm": [float(fit.a1_center[0]), float(fit.a1_center[1])],
+        "rotation_deg": float(fit.angle_deg),
+        "well_spacing_mm": [fmt.pitch, fmt.pitch],
+        "well_size_mm": fmt.well_size,
+        "circular_wells": fmt.circular,
+    }
+    return _Part(samples, plate, roles, [])
+
+
+def _covered(state: FuseState, points: np.ndarray) -> list[bool]:
+    """Whether each point lies in a frame footprint (all True when none is recorded)."""
+    if not state.footprints:
+        return [True] * len(points)
+    polys = [np.asarray(p, dtype=np.float32) for _, p in sorted(state.footprints.items())]
+    return [
+        any(cv2.pointPolygonTest(p, (float(x), float(y)), False) >= 0 for p in polys)
+        for x, y in points
+    ]
+
+
+def _chamber_part(ev: _Evidence) -> _Part:
+    roles = {i: "sample_carrier_edge" for s in ev.slides for i in s.lines}
+    fit = ev.chambers
+    if fit is None:
+        return _Part([], None, roles, [])
+    rects = sorted(fit.rects(), key=lambda r: (round(r[0][0], 6), round(r[0][1], 6)))
+    samples = []
+    for k, (center, size, angle) in enumerate(rects, start=1):
+        samples.append(
+            {
+                "element": "chamber",
+                "shape": "rectangle",
+                "center_mm": [float(center[0]), float(center[1])],
+                "size_mm": [float(size[0]), float(size[1])],
+                "angle_deg": float(angle),
+                "polygon_mm": _poly(rectangle_polygon(center, size, angle)),
+                "confidence": float(max(0.0, min(1.0, fit.score))),
+                "label": str(k),
+            }
+        )
+    return _Part(samples, None, roles, [])
+
+
+def _dish_part(ev: _Evidence) -> _Part:
+    cfg = ev.cfg
+    ring = ev.dish_ring
+    found = _find_circles(_chords(ev.entries), DISH_GLASS_DIAMETERS, cfg)
+    if ring is not None:
+        # The glass bottom sits in the middle of the dish: concentric with its ring.
+        found = [
+            c for c in found if math.dist(c.center, ring.center) <= cfg.dish_concentric_mm
+        ]
+    glass = max(found, key=lambda c: (c.probability * c.span_deg, -c.center[0]), default=None)
+    circles = [c for c in (ring, glass) if c is not None]
+    if glass is None:
+        return _Part([], None, {}, circles)
+    d = _snap(2.0 * glass.radius, DISH_GLASS_STANDARD_MM, cfg.diameter_snap_mm)
+    sample = {
+        "element": "dish_glass",
+        "shape": "circle",
+        "center_mm": [float(glass.center[0]), float(glass.center[1])],
+        "size_mm": [float(d)],
+        "angle_deg": 0.0,
+        "polygon_mm": _poly(circle_polygon(glass.center, d)),
+        "confidence": float(max(0.0, min(1.0, glass.probability))),
+        "label": "1",
+    }
+    return _Part([sample], None, {}, circles)
+
+
+def _snap(value: float, standard: tuple[float, ...], tol: float) -> float:
+    snap = min(standard, key=lambda v: abs(v - value))
+    return snap if abs(snap - value) <= tol else value
+
+
+def _slide_part(ev: _Evidence) -> _Part:
+    cfg = ev.cfg
+    lines, entries, line_entries = ev.lines, ev.entries, ev.line_entries
+    slides = ev.slides
+    roles: dict[int, str] = {}
     for s in slides:
         roles.update({i: "sample_carrier_edge" for i in s.lines})
     # Cover glasses lie on a slide: with a slide found, only edges on it can be theirs.
@@ -148,6 +421,7 @@ def localize(
     for c in covers:
         c.lines = [free[i] for i in c.lines]
         roles.update({i: "straight_cover_glass_edge" for i in c.lines})
+    covers += _single_edge_covers(ev, covers, circles, roles)
 
     samples: list[dict[str, Any]] = []
     for r in covers:
@@ -181,15 +455,7 @@ def localize(
     for k, sample in enumerate(samples, start=1):
         sample["label"] = str(k)
 
-    if carrier in (None, "unknown"):
-        carrier = "slide" if slides or samples else "unknown"
-    return {
-        "carrier": carrier,
-        "samples": samples,
-        "plate": None,
-        "structures": _structures(lines, circles, roles, entries),
-        "barcodes": [],
-    }
+    return _Part(samples, None, roles, circles)
 
 
 def _on_any(p: np.ndarray, rects: list[Rect], margin: float) -> bool:
