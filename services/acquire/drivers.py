@@ -4,53 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
+import grpc
 import numpy as np
+from samplescout.acquire.driver_api import Microscope, MicroscopeInfo
 from samplescout.acquire.render import render_frame
 from samplescout.acquire.scene import make_scene
 from samplescout.acquire.simulator import CameraProfile, camera_profile, overview_path
 from samplescout.acquire.sources import AcquiredFrame, BundleSource, FrameSource
 
-from samplescout.bundle import open_bundle
-from samplescout.errors import InputError
+from samplescout.bundle import Bundle, open_bundle
+from samplescout.errors import InputError, OperationalError
 from samplescout.geometry import Pose
-
-
-@dataclass(frozen=True, slots=True)
-class MicroscopeInfo:
-    """What a driver reports about its overview camera and stage (``Describe``)."""
-
-    name: str
-    camera_width: int
-    camera_height: int
-    pixel_size_mm: float
-    rotation_deg: float
-    stage_min_mm: tuple[float, float]
-    stage_max_mm: tuple[float, float]
-    carrier: str | None = None
-    context: dict[str, str] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Microscope(Protocol):
-    """A microscope's overview camera on its stage, in holder coordinates (SPEC section 4).
-
-    Contract
-    --------
-    - ``describe`` is cheap and does not move anything.
-    - ``move_to(center_mm)`` moves so that the next frame's centre is at that holder
-      position (clipped to the stage range) and returns the position reached.
-    - ``snap`` takes a frame at the current position and returns the image (8/16-bit,
-      grey or BGR) with the pose the microscope reports for it.
-    """
-
-    def describe(self) -> MicroscopeInfo: ...
-
-    def move_to(self, center_mm: tuple[float, float]) -> tuple[float, float]: ...
-
-    def snap(self) -> tuple[np.ndarray, Pose]: ...
 
 
 class SimulatedMicroscope:
@@ -110,8 +75,58 @@ class SimulatedMicroscope:
         return image, reported
 
 
+class ReplayMicroscope:
+    """Serves the frames of a recorded bundle by position: a session replayed exactly.
+
+    ``move_to`` goes to the recorded frame nearest to the requested centre; ``snap``
+    returns that frame with its recorded pose.
+    """
+
+    def __init__(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+        frames = bundle.manifest.frames
+        self._centres = np.array([f.pose.center_mm for f in frames], dtype=np.float64)
+        self._current = 0
+        width, height = bundle.image_size(0)
+        first = frames[0].pose
+        half = np.array([width, height], dtype=np.float64) * first.pixel_size_mm / 2
+        lo, hi = self._centres.min(axis=0) - half, self._centres.max(axis=0) + half
+        self._info = MicroscopeInfo(
+            name=f"replay:{bundle.name}",
+            camera_width=width,
+            camera_height=height,
+            pixel_size_mm=first.pixel_size_mm,
+            rotation_deg=first.rotation_deg,
+            stage_min_mm=(float(lo[0]), float(lo[1])),
+            stage_max_mm=(float(hi[0]), float(hi[1])),
+            carrier=bundle.manifest.carrier,
+            context=dict(bundle.manifest.context),
+        )
+
+    def describe(self) -> MicroscopeInfo:
+        return self._info
+
+    def positions(self) -> list[tuple[float, float]]:
+        """The recorded overview path."""
+        return [(float(x), float(y)) for x, y in self._centres]
+
+    def move_to(self, center_mm: tuple[float, float]) -> tuple[float, float]:
+        d = np.hypot(*(self._centres - np.asarray(center_mm, dtype=np.float64)).T)
+        self._current = int(np.argmin(d))
+        x, y = self._centres[self._current]
+        return float(x), float(y)
+
+    def snap(self) -> tuple[np.ndarray, Pose]:
+        spec = self._bundle.manifest.frames[self._current]
+        return self._bundle.read_image(self._current), spec.pose
+
+
 def open_microscope(address: str) -> Microscope:
-    """A driver from an address: ``sim:CARRIER[:PROFILE]`` (e.g. ``sim:slide:wide``)."""
+    """A driver from an address.
+
+    ``sim:CARRIER[:PROFILE]`` (the simulator, e.g. ``sim:slide:wide``),
+    ``grpc://HOST:PORT`` (a remote ``MicroscopeService``), ``replay:BUNDLE_DIR``.
+    """
     kind, _, rest = address.partition(":")
     if kind == "sim":
         carrier, _, profile = rest.partition(":")
@@ -119,15 +134,33 @@ def open_microscope(address: str) -> Microscope:
             return SimulatedMicroscope(carrier=carrier or "slide", profile=profile or "narrow")
         except ValueError as exc:
             raise InputError("request", "microscope.address", str(exc)) from None
+    if kind == "grpc" and rest.startswith("//") and len(rest) > 2:
+        from samplescout.acquire.remote import GrpcMicroscope
+
+        scope = GrpcMicroscope(rest[2:])
+        try:
+            scope.describe()
+        except grpc.RpcError as err:
+            raise OperationalError(
+                f"microscope {address}: {err.code().name}: {err.details()}"
+            ) from None
+        return scope
+    if kind == "replay" and rest:
+        return ReplayMicroscope(open_bundle(rest))
     raise InputError(
-        "request", "microscope.address", f"unsupported microscope {address!r} (use sim:CARRIER)"
+        "request",
+        "microscope.address",
+        f"unsupported microscope {address!r} (sim:CARRIER[:PROFILE], grpc://HOST:PORT, "
+        "replay:BUNDLE)",
     )
 
 
 class MicroscopeSource:
     """Frames snapped along the overview path that covers the microscope's stage range."""
 
-    def __init__(self, microscope: Microscope) -> None:
+    def __init__(
+        self, microscope: Microscope, *, path: list[tuple[float, float]] | None = None
+    ) -> None:
         info = microscope.describe()
         self._microscope = microscope
         self.name = info.name
@@ -141,14 +174,20 @@ class MicroscopeSource:
         camera = CameraProfile(
             "raster", info.camera_width, info.camera_height, info.pixel_size_mm, overlap=0.15
         )
-        self._path = [
-            Pose(
-                (p.center_mm[0] + info.stage_min_mm[0], p.center_mm[1] + info.stage_min_mm[1]),
-                p.pixel_size_mm,
-                p.rotation_deg,
-            )
-            for p in overview_path(camera, opening, rotation_deg=info.rotation_deg)
-        ]
+        if path is not None:
+            self._path = [Pose(c, info.pixel_size_mm, info.rotation_deg) for c in path]
+        else:
+            self._path = [
+                Pose(
+                    (
+                        p.center_mm[0] + info.stage_min_mm[0],
+                        p.center_mm[1] + info.stage_min_mm[1],
+                    ),
+                    p.pixel_size_mm,
+                    p.rotation_deg,
+                )
+                for p in overview_path(camera, opening, rotation_deg=info.rotation_deg)
+            ]
         self.frame_count = len(self._path)
 
     def frames(self) -> Iterator[AcquiredFrame]:
@@ -164,5 +203,7 @@ def open_source(*, bundle_path: str | None = None, microscope: str | None = None
     if bundle_path:
         return BundleSource(open_bundle(bundle_path))
     if microscope:
-        return MicroscopeSource(open_microscope(microscope))
+        driver = open_microscope(microscope)
+        path = driver.positions() if isinstance(driver, ReplayMicroscope) else None
+        return MicroscopeSource(driver, path=path)
     raise InputError("request", "source", "give a bundle path or a microscope address")

@@ -179,7 +179,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             req = SessionRequest(
                 frames=tuple(
                     frame_from_proto(f, f"frames[{i}]") for i, f in enumerate(request.frames)
-                ),  # type: ignore[arg-type]
+                ),
                 carrier=PROTO_TO_CARRIER.get(request.carrier),
                 context=dict(request.context),
                 method=request.method or None,

@@ -18,14 +18,24 @@ from typing import Any
 
 import cv2
 import numpy as np
+from samplescout.fuse.chambers import ChamberFit, fit_chambers
+from samplescout.fuse.plate import (
+    SBS_SIZE_MM,
+    PlateBody,
+    PlateFit,
+    arcs_of,
+    fit_plate,
+    well_name,
+)
 from samplescout.fuse.state import (
     CircleSource,
     FuseState,
     LineSource,
     connected_groups,
+    fit_circle,
     fuse_lines,
+    merge_barcodes,
 )
-from samplescout.identify.classical import fit_circle
 
 from samplescout.geometry import (
     circle_polygon,
@@ -47,6 +57,10 @@ COVER_GLASS_SIZES: tuple[tuple[float, float], ...] = (
 #: Round cover-glass diameters (mm) a measured diameter snaps to when close.
 COVER_GLASS_DIAMETERS: tuple[float, ...] = (10.0, 12.0, 13.0, 15.0, 16.0, 18.0, 20.0, 22.0, 25.0)
 SLIDE_SIZES: tuple[tuple[float, float], ...] = ((25.0, 75.0), (26.0, 76.0))
+#: Outer rings of dishes (a 35 mm dish) and the glass-bottom diameters searched (mm).
+DISH_RING_DIAMETERS: tuple[float, float] = (31.0, 40.0)
+DISH_GLASS_DIAMETERS: tuple[float, float] = (9.5, 28.0)
+DISH_GLASS_STANDARD_MM: tuple[float, ...] = (10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 25.0)
 
 EDGE_CLASSES = (
     "straight_structure",
@@ -87,7 +101,12 @@ class Rect:
 
 @dataclass(frozen=True)
 class LocalizeConfig:
-    """Tolerances of the rectangle and circle search (mm, degrees)."""
+    """Tolerances of the rectangle and circle search (mm, degrees) and fusion options.
+
+    ``vote`` is ``"majority"`` (length x probability weighted vote over the members'
+    classes) or ``"probabilistic"`` (naive-Bayes product of their class distributions),
+    see :func:`~samplescout.fuse.state.fuse_lines`.
+    """
 
     parallel_tol_deg: float = 2.5
     dim_tol_mm: float = 0.6
@@ -105,6 +124,16 @@ class LocalizeConfig:
     min_pair_coverage_mm: float = 1.5
     two_sided_score: float = 0.45
     min_pair_probability: float = 0.25
+    vote: str = "majority"
+    strong_contrast: float = 0.12
+    min_ring_span_deg: float = 150.0
+    dish_concentric_mm: float = 3.0
+    min_chamber_line_p: float = 0.3
+    min_chamber_score: float = 0.35
+    min_plate_score_alone: float = 0.3
+    single_edge_tol_mm: float = 0.5
+    single_edge_margin_mm: float = 1.0
+    single_edge_confidence: float = 0.4
 
 
 def localize(
@@ -118,11 +147,7 @@ def localize(
     cfg = config or LocalizeConfig()
     entries = state.sorted_structures()
     line_entries = [e for e in entries if e["segment"] is not None]
-    lines = [
-        ln
-        for ln in fuse_lines(line_entries, method=cfg.vote)
-        if ln.length >= cfg.min_line_mm
-    ]
+    lines = [ln for ln in fuse_lines(line_entries, method=cfg.vote) if ln.length >= cfg.min_line_mm]
     ev = _Evidence(state, entries, line_entries, lines, cfg)
     if carrier in (None, "unknown"):
         carrier = recognise_carrier(ev)
@@ -227,7 +252,9 @@ class _Evidence:
             strong = [e for e in self.entries if e["contrast"] >= self.cfg.strong_contrast]
             found = _find_circles(_chords(strong), DISH_RING_DIAMETERS, self.cfg)
             found = [c for c in found if c.span_deg >= self.cfg.min_ring_span_deg]
-            return max(found, key=lambda c: (c.span_deg * c.probability, -c.center[0]), default=None)
+            return max(
+                found, key=lambda c: (c.span_deg * c.probability, -c.center[0]), default=None
+            )
 
         return self._get("dish_ring", make)  # type: ignore[no-any-return]
 
@@ -365,9 +392,7 @@ def _dish_part(ev: _Evidence) -> _Part:
     found = _find_circles(_chords(ev.entries), DISH_GLASS_DIAMETERS, cfg)
     if ring is not None:
         # The glass bottom sits in the middle of the dish: concentric with its ring.
-        found = [
-            c for c in found if math.dist(c.center, ring.center) <= cfg.dish_concentric_mm
-        ]
+        found = [c for c in found if math.dist(c.center, ring.center) <= cfg.dish_concentric_mm]
     glass = max(found, key=lambda c: (c.probability * c.span_deg, -c.center[0]), default=None)
     circles = [c for c in (ring, glass) if c is not None]
     if glass is None:
@@ -913,3 +938,65 @@ def _structures(
         )
     out.sort(key=lambda s: (s["class"], -round(s["probability"], 9), s["polygon_mm"]))
     return out
+
+
+def _single_edge_covers(
+    ev: _Evidence, covers: list[Rect], circles: list[CircleSource], roles: dict[int, str]
+) -> list[Rect]:
+    """Cover glasses seen by one whole edge only, placed when the standard sizes allow one
+    rectangle alone: the edge's length names one standard size, both its ends (corners)
+    lie well inside the frames (not cut off by a frame border), and the glass fits on
+    the slide on one side of the edge only. Their score (confidence) is low."""
+    cfg = ev.cfg
+    if not ev.slides:
+        return []
+    slide = ev.slides[0]
+    taken = [r.polygon() for r in covers] + [
+        circle_polygon(c.center, 2 * c.radius) for c in circles
+    ]
+    dims = sorted({d for s in COVER_GLASS_SIZES for d in s})
+    out: list[Rect] = []
+    for i, ln in enumerate(ev.lines):
+        if i in roles or ln.shape_class != "straight_cover_glass_edge":
+            continue
+        near = [v for v in dims if abs(ln.length - v) <= cfg.single_edge_tol_mm]
+        if len(near) != 1:
+            continue
+        d = near[0]
+        partners = {b if a == d else a for a, b in COVER_GLASS_SIZES if d in (a, b)}
+        if len(partners) != 1 or not _inside_frames(ev.state, ln.endpoints, cfg):
+            continue
+        e = partners.pop()
+        mid = ln.endpoints.mean(axis=0)
+        fits = []
+        for sgn in (1.0, -1.0):
+            rect = _make_rect(mid + sgn * ln.normal * e / 2, ln.direction, along=d, across=e)
+            poly = rect.polygon()
+            on_slide = all(_on_any(p, [slide], -0.05) for p in poly)
+            if on_slide and all(polygon_iou(poly, t) <= cfg.max_overlap_iou for t in taken):
+                fits.append(rect)
+        if len(fits) != 1:
+            continue
+        rect = fits[0]
+        rect.score = cfg.single_edge_confidence * ln.probability
+        rect.sides_seen = 1
+        rect.lines = [i]
+        roles[i] = "straight_cover_glass_edge"
+        taken.append(rect.polygon())
+        out.append(rect)
+    return out
+
+
+def _inside_frames(state: FuseState, points: np.ndarray, cfg: LocalizeConfig) -> bool:
+    """Whether every point lies at least ``single_edge_margin_mm`` inside some frame
+    (True when no frame outline was recorded)."""
+    if not state.footprints:
+        return True
+    polys = [np.asarray(p, dtype=np.float32) for _, p in sorted(state.footprints.items())]
+    return all(
+        any(
+            cv2.pointPolygonTest(p, (float(x), float(y)), True) >= cfg.single_edge_margin_mm
+            for p in polys
+        )
+        for x, y in points
+    )

@@ -129,7 +129,9 @@ def _arc_points(arcs: Sequence[Arc], step_mm: float = 0.4) -> tuple[np.ndarray, 
     for a in arcs:
         n = max(2, math.ceil(math.radians(a.a1 - a.a0) * a.radius / step_mm))
         t = np.radians(np.linspace(a.a0, a.a1, n))
-        pts.append(np.stack([a.center[0] + a.radius * np.cos(t), a.center[1] + a.radius * np.sin(t)], 1))
+        pts.append(
+            np.stack([a.center[0] + a.radius * np.cos(t), a.center[1] + a.radius * np.sin(t)], 1)
+        )
         wts.append(np.full(n, a.weight * step_mm))
     if not pts:
         return np.zeros((0, 2)), np.zeros(0)
@@ -230,10 +232,8 @@ def fit_plate(
     apts, aw = _arc_points(arcs)
     spts, sw = _segment_points(segments)
     best: PlateFit | None = None
+    pts, w = np.concatenate([apts, spts]), np.concatenate([aw, sw])
     for fmt in PLATE_FORMATS:
-        pts, w = (apts, aw) if fmt.circular else (spts, sw)
-        if fmt.circular:
-            pts, w = np.concatenate([apts, spts]), np.concatenate([aw, sw])
         if len(pts) < cfg.min_points:
             continue
         grid = _place_grid(fmt, arcs, body, edge_lines, cfg)
@@ -272,7 +272,9 @@ def _place_grid(
     q = c @ rotation_matrix(angle)  # grid axes
     phase = np.array(
         [
-            fmt.pitch / (2 * math.pi) * np.angle(np.sum(w * np.exp(2j * math.pi * q[:, k] / fmt.pitch)))
+            fmt.pitch
+            / (2 * math.pi)
+            * np.angle(np.sum(w * np.exp(2j * math.pi * q[:, k] / fmt.pitch)))
             for k in (0, 1)
         ]
     )

@@ -27,12 +27,14 @@ class FuseState:
 
     ``structures`` holds one JSON object per identified edge or label (``no_structure``
     results are only counted); ``footprints`` maps a frame index (as a string, JSON
-    keys are strings) to the frame outline in holder mm.
+    keys are strings) to the frame outline in holder mm; ``barcodes`` holds the codes
+    read on label crops (SPEC section 3 objects plus the frame index).
     """
 
     structures: list[dict[str, Any]] = field(default_factory=list)
     footprints: dict[str, list[list[float]]] = field(default_factory=dict)
     empty_regions: int = 0
+    barcodes: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, structures: Iterable[Structure]) -> None:
         """Record the identification results of some regions (any frames, any order)."""
@@ -41,6 +43,18 @@ class FuseState:
                 self.empty_regions += 1
                 continue
             self.structures.append(_entry(s))
+
+    def add_barcodes(self, frame_index: int, barcodes: Iterable[dict[str, Any]]) -> None:
+        """Record codes decoded in one frame (``format``, ``text``, ``polygon_mm``)."""
+        for b in barcodes:
+            self.barcodes.append(
+                {
+                    "format": str(b["format"]),
+                    "text": str(b["text"]),
+                    "polygon_mm": [[float(x), float(y)] for x, y in b["polygon_mm"]],
+                    "frame": int(frame_index),
+                }
+            )
 
     def add_frame(self, frame_index: int, footprint_mm: Iterable[Iterable[float]]) -> None:
         """Record a frame's outline in holder mm (see ``FrameGeometry.footprint_mm``)."""
@@ -61,6 +75,7 @@ class FuseState:
             "structures": [dict(s) for s in self.structures],
             "footprints": {k: [list(p) for p in v] for k, v in self.footprints.items()},
             "empty_regions": self.empty_regions,
+            "barcodes": [dict(b) for b in self.barcodes],
         }
 
     @classmethod
@@ -73,6 +88,7 @@ class FuseState:
                 str(k): [list(p) for p in v] for k, v in data.get("footprints", {}).items()
             },
             empty_regions=int(data.get("empty_regions", 0)),
+            barcodes=[dict(b) for b in data.get("barcodes", [])],
         )
 
 
@@ -83,6 +99,7 @@ def _entry(s: Structure) -> dict[str, Any]:
         "region": r.region_index,
         "class": s.shape_class,
         "p": float(s.probability),
+        "probs": {k: float(v) for k, v in sorted(s.class_probabilities.items()) if v > 0.0},
         "contrast": float(s.contrast),
         "segment": [list(map(float, s.segment_mm[0])), list(map(float, s.segment_mm[1]))]
         if s.segment_mm is not None
@@ -110,6 +127,7 @@ class LineSource:
     shape_class: str
     frames: tuple[int, ...]
     members: tuple[int, ...] = ()
+    decided_early: bool = False
 
     @property
     def direction(self) -> np.ndarray:
@@ -143,12 +161,63 @@ class CircleSource:
     frames: tuple[int, ...]
 
 
-def vote(entries: list[dict[str, Any]], weights: np.ndarray) -> str:
-    """Majority class, each vote weighted; ties go to the earlier SPEC class."""
-    tally: dict[str, float] = {}
-    for e, w in zip(entries, weights, strict=True):
-        tally[e["class"]] = tally.get(e["class"], 0.0) + float(w)
-    return max(tally, key=lambda c: (tally[c], -STRUCTURE_CLASSES.index(c)))
+VOTE_METHODS = ("majority", "probabilistic")
+
+
+def vote(
+    entries: list[dict[str, Any]], weights: np.ndarray, method: str = "majority"
+) -> tuple[str, bool]:
+    """The class of a source from its members, and whether the vote was decided early.
+
+    ``majority``: each member votes for its class with its weight. ``probabilistic``:
+    each member's class distribution (``probs``; its one-hot class at probability
+    ``p`` when absent) multiplies into a naive-Bayes posterior, tempered by the
+    weight. Members are taken in the given (arrival-independent) order and counting
+    stops as soon as no remaining member can change the winner, so an early stop
+    never changes the answer. Ties go to the earlier SPEC class.
+    """
+    if method not in VOTE_METHODS:
+        raise ValueError(f"unknown vote method {method!r} (one of {', '.join(VOTE_METHODS)})")
+    n_cls = len(STRUCTURE_CLASSES)
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / max(float(w.max()), 1e-12) if len(w) else w
+    tally = np.zeros(n_cls)
+    order = np.arange(n_cls)
+    remaining = float(w.sum())
+    early = False
+    for k, (e, wk) in enumerate(zip(entries, w, strict=True)):
+        remaining -= float(wk)
+        if method == "majority":
+            tally[STRUCTURE_CLASSES.index(e["class"])] += wk
+            gain = remaining  # the most any class can still gain
+        else:
+            tally += wk * np.log(_distribution(e))
+            gain = remaining * -math.log(_FLOOR / 2.0)
+        if k + 1 < len(entries):
+            top2 = np.sort(tally)[-2:]
+            if top2[1] - top2[0] > gain:
+                early = True
+                break
+    best = max(order, key=lambda c: (tally[c], -c))
+    return STRUCTURE_CLASSES[int(best)], early
+
+
+_FLOOR = 1e-3
+
+
+def _distribution(e: dict[str, Any]) -> np.ndarray:
+    """A member's class distribution over the SPEC classes, floored (never exactly 0)."""
+    dist = np.zeros(len(STRUCTURE_CLASSES))
+    probs = e.get("probs") or {}
+    if probs:
+        for name, v in probs.items():
+            dist[STRUCTURE_CLASSES.index(name)] = v
+    else:
+        p = min(max(float(e["p"]), 0.0), 1.0)
+        dist[:] = (1.0 - p) / (len(dist) - 1)
+        dist[STRUCTURE_CLASSES.index(e["class"])] = p
+    dist = np.maximum(dist, _FLOOR)
+    return dist / dist.sum()
 
 
 def connected_groups(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
@@ -178,6 +247,7 @@ def fuse_lines(
     offset_tol_mm: float = 0.15,
     gap_tol_mm: float = 1.5,
     coverage_scale_mm: float = 2.0,
+    method: str = "majority",
 ) -> list[LineSource]:
     """Merge straight pieces that are the same physical edge.
 
@@ -185,7 +255,8 @@ def fuse_lines(
     ``angle_tol_deg``, each one's midpoint lies within ``offset_tol_mm`` of the other's
     line and they overlap or leave a gap of at most ``gap_tol_mm`` along it; sources
     are the connected components of that relation. ``entries`` must be sorted
-    (:meth:`FuseState.sorted_structures`).
+    (:meth:`FuseState.sorted_structures`). ``method`` is the class vote of
+    :func:`vote`.
     """
     if not entries:
         return []
@@ -236,6 +307,7 @@ def fuse_lines(
                 cur_hi = max(cur_hi, hi[k])
         covered += cur_hi - cur_lo
         members = [entries[i] for i in group]
+        cls, early = vote(members, w, method)
         prob = float(p[g].max()) * (1.0 - math.exp(-covered / coverage_scale_mm))
         sources.append(
             LineSource(
@@ -245,9 +317,61 @@ def fuse_lines(
                 t1=float(hi.max()),
                 coverage_mm=float(covered),
                 probability=prob,
-                shape_class=vote(members, w),
+                shape_class=cls,
+                decided_early=early,
                 frames=tuple(sorted({int(e["frame"]) for e in members})),
                 members=tuple(group),
             )
         )
     return sources
+
+
+def fit_circle(p: np.ndarray) -> tuple[float, float, float] | None:
+    """Algebraic (Kasa) circle fit of points ``(n, 2)``, centred for numerical stability."""
+    if len(p) < 3:
+        return None
+    c = p.mean(axis=0)
+    q = p - c
+    a = np.column_stack([q[:, 0], q[:, 1], np.ones(len(q))])
+    b = -(q[:, 0] ** 2 + q[:, 1] ** 2)
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = -sol[0] / 2.0, -sol[1] / 2.0
+    r2 = cx * cx + cy * cy - sol[2]
+    if not np.isfinite(r2) or r2 <= 0:
+        return None
+    return float(cx + c[0]), float(cy + c[1]), float(math.sqrt(r2))
+
+
+def merge_barcodes(barcodes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SPEC ``barcodes``: one per (format, text), however many frames read it.
+
+    The outline is the vertex-wise mean of the member outlines, each first put in a
+    canonical vertex order (so neither the decoder's start corner nor arrival order
+    matters); codes are sorted by format and text.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for b in barcodes:
+        groups.setdefault((b["format"], b["text"]), []).append(b)
+    out = []
+    for (fmt, text), members in sorted(groups.items()):
+        members = sorted(members, key=lambda b: (b.get("frame", 0), b["polygon_mm"]))
+        shapes = [_canonical(np.asarray(b["polygon_mm"], dtype=np.float64)) for b in members]
+        same = [p for p in shapes if p.shape == shapes[0].shape]
+        poly = np.mean(same, axis=0)
+        out.append(
+            {
+                "format": fmt,
+                "text": text,
+                "polygon_mm": [[float(x), float(y)] for x, y in poly],
+            }
+        )
+    return out
+
+
+def _canonical(poly: np.ndarray) -> np.ndarray:
+    """Vertices by angle about their centroid, starting nearest the top-left."""
+    c = poly.mean(axis=0)
+    order = np.argsort(np.arctan2(poly[:, 1] - c[1], poly[:, 0] - c[0]), kind="stable")
+    p = poly[order]
+    start = int(np.argmin(p[:, 0] + p[:, 1]))
+    return np.roll(p, -start, axis=0)

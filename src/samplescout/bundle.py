@@ -68,6 +68,15 @@ class Bundle:
     def geometry(self, index: int, image: np.ndarray) -> FrameGeometry:
         return FrameGeometry(self.manifest.frames[index].pose, image.shape[1], image.shape[0])
 
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(width, height)`` of frame ``index`` from its header (no pixel decoding)."""
+        if index not in self._sizes:
+            spec = self.manifest.frames[index]
+            self._sizes[index] = probe_image_file(
+                self.path / spec.file, self.name, f"frames[{index}].file"
+            )
+        return self._sizes[index]
+
     def check_images(self) -> None:
         """Check every image header (size, readability) without decoding pixels."""
         for spec in self.manifest.frames:

@@ -72,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the whole pipeline on a frame bundle in this process (embedded "
         "default) and write the SPEC result document.",
     )
-    p.add_argument("bundle", type=Path, help="frame bundle directory (manifest.json + images)")
+    p.add_argument(
+        "bundle", type=Path, nargs="?", help="frame bundle directory (manifest.json + images)"
+    )
+    p.add_argument(
+        "--microscope",
+        help="run a live session instead: sim:CARRIER[:PROFILE], grpc://HOST:PORT or replay:BUNDLE",
+    )
     p.add_argument("--out", type=Path, default=Path("result.json"), help="result JSON path")
     p.add_argument("--overlay", type=Path, help="also write an overlay PNG")
     _pipeline_options(p)
@@ -98,7 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         "of the distributed services. acquire/select/identify/fuse are workers on Redis "
         "Streams (they need --redis) with a gRPC health endpoint for probes. SIGTERM drains.",
     )
-    p.add_argument("service", choices=("control", "acquire", "select", "identify", "fuse"))
+    p.add_argument(
+        "service", choices=("control", "acquire", "select", "identify", "fuse", "microscope")
+    )
+    p.add_argument(
+        "--sim",
+        metavar="CARRIER[:PROFILE]",
+        help="microscope: serve the simulator (e.g. slide, multiwell:wide)",
+    )
     p.add_argument(
         "--redis",
         dest="redis_url",
@@ -172,14 +185,20 @@ def cmd_simulate(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _localize(bundle_path: Path, ns: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    from samplescout.acquire.sources import BundleSource
+def _localize(
+    bundle_path: Path | None, ns: argparse.Namespace, settings: Settings
+) -> dict[str, Any]:
+    from samplescout.acquire.drivers import open_source
     from samplescout.app import EmbeddedPipeline
-    from samplescout.bundle import open_bundle
 
-    bundle = open_bundle(bundle_path)
+    microscope = getattr(ns, "microscope", None)
+    if (bundle_path is None) == (microscope is None):
+        raise InputError("localize", "BUNDLE", "give a bundle directory or --microscope, not both")
+    source = open_source(
+        bundle_path=None if bundle_path is None else str(bundle_path), microscope=microscope
+    )
     pipeline = EmbeddedPipeline(settings=settings)
-    return pipeline.run(BundleSource(bundle), carrier=getattr(ns, "carrier", None))
+    return pipeline.run(source, carrier=getattr(ns, "carrier", None))
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -209,6 +228,8 @@ def cmd_localize(ns: argparse.Namespace, settings: Settings) -> int:
     result = _localize(ns.bundle, ns, settings)
     write_json_atomic(ns.out, result)
     if ns.overlay:
+        if ns.bundle is None:
+            raise InputError("localize", "--overlay", "needs a bundle (record one with simulate)")
         write_overlay(ns.overlay, open_bundle(ns.bundle, check_images=False), result)
     print(_summary(result))
     print(f"wrote {ns.out}" + (f" and {ns.overlay}" if ns.overlay else ""))
@@ -259,6 +280,26 @@ def cmd_serve(ns: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     serve_metrics(ns.metrics_port)
+    if ns.service == "microscope":
+        from samplescout.acquire.drivers import SimulatedMicroscope
+        from samplescout.acquire.remote import build_microscope_server
+
+        if not ns.sim:
+            raise InputError("serve", "--sim", "serve microscope needs --sim CARRIER[:PROFILE]")
+        carrier, _, profile = ns.sim.partition(":")
+        try:
+            driver = SimulatedMicroscope(carrier=carrier, profile=profile or "narrow")
+        except ValueError as exc:
+            raise InputError("serve", "--sim", str(exc)) from None
+        address = ns.grpc or "127.0.0.1:50070"
+        server, _ = build_microscope_server(driver, address)
+        server.start()
+        print(
+            f"samplescout MicroscopeService (simulator {ns.sim}) listening on {address}", flush=True
+        )
+        stop.wait()
+        server.stop(10).wait()
+        return 0
     if ns.service == "control":
         from samplescout.control.server import serve_control
 

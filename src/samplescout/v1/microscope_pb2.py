@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from samplescout.v1 import types_pb2 as samplescout_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsamplescout/v1/microscope.proto\x12\x0esamplescout.v1\x1a\x1asamplescout/v1/types.proto\"\x11\n\x0f\x44\x65scribeRequest\"\x95\x03\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61mera_width\x18\x02 \x01(\x05\x12\x15\n\rcamera_height\x18\x03 \x01(\x05\x12\x15\n\rpixel_size_mm\x18\x04 \x01(\x01\x12\x14\n\x0crotation_deg\x18\x05 \x01(\x01\x12,\n\x0cstage_min_mm\x18\x06 \x01(\x0b\x32\x16.samplescout.v1.Point2\x12,\n\x0cstage_max_mm\x18\x07 \x01(\x0b\x32\x16.samplescout.v1.Point2\x12(\n\x07\x63\x61rrier\x18\x08 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12>\n\x07\x63ontext\x18\t \x03(\x0b\x32-.samplescout.v1.DescribeResponse.ContextEntry\x12\x11\n\tbit_depth\x18\n \x01(\x05\x12\x10\n\x08\x63hannels\x18\x0b \x01(\x05\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\rMoveToRequest\x12)\n\tcenter_mm\x18\x01 \x01(\x0b\x32\x16.samplescout.v1.Point2\";\n\x0eMoveToResponse\x12)\n\tcenter_mm\x18\x01 \x01(\x0b\x32\x16.samplescout.v1.Point2\"\x1f\n\x0bSnapRequest\x12\x10\n\x08\x65ncoding\x18\x01 \x01(\t\"v\n\nSnapHeader\x12\"\n\x04pose\x18\x01 \x01(\x0b\x32\x14.samplescout.v1.Pose\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x05 \x01(\x03\"U\n\x0cSnapResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.samplescout.v1.SnapHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part2\xf0\x01\n\x11MicroscopeService\x12M\n\x08\x44\x65scribe\x12\x1f.samplescout.v1.DescribeRequest\x1a .samplescout.v1.DescribeResponse\x12G\n\x06MoveTo\x12\x1d.samplescout.v1.MoveToRequest\x1a\x1e.samplescout.v1.MoveToResponse\x12\x43\n\x04Snap\x12\x1b.samplescout.v1.SnapRequest\x1a\x1c.samplescout.v1.SnapResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsamplescout/v1/microscope.proto\x12\x0esamplescout.v1\x1a\x1asamplescout/v1/types.proto\"\x11\n\x0f\x44\x65scribeRequest\"\x95\x03\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61mera_width\x18\x02 \x01(\x05\x12\x15\n\rcamera_height\x18\x03 \x01(\x05\x12\x15\n\rpixel_size_mm\x18\x04 \x01(\x01\x12\x14\n\x0crotation_deg\x18\x05 \x01(\x01\x12,\n\x0cstage_min_mm\x18\x06 \x01(\x0b\x32\x16.samplescout.v1.Point2\x12,\n\x0cstage_max_mm\x18\x07 \x01(\x0b\x32\x16.samplescout.v1.Point2\x12(\n\x07\x63\x61rrier\x18\x08 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12>\n\x07\x63ontext\x18\t \x03(\x0b\x32-.samplescout.v1.DescribeResponse.ContextEntry\x12\x11\n\tbit_depth\x18\n \x01(\x05\x12\x10\n\x08\x63hannels\x18\x0b \x01(\x05\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\rMoveToRequest\x12)\n\tcenter_mm\x18\x01 \x01(\x0b\x32\x16.samplescout.v1.Point2\";\n\x0eMoveToResponse\x12)\n\tcenter_mm\x18\x01 \x01(\x0b\x32\x16.samplescout.v1.Point2\"\x1f\n\x0bSnapRequest\x12\x10\n\x08\x65ncoding\x18\x01 \x01(\t\"\x97\x01\n\nSnapHeader\x12\"\n\x04pose\x18\x01 \x01(\x0b\x32\x14.samplescout.v1.Pose\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x05 \x01(\x03\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x10\n\x08\x63hannels\x18\x07 \x01(\x05\"U\n\x0cSnapResponse\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.samplescout.v1.SnapHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part2\xf0\x01\n\x11MicroscopeService\x12M\n\x08\x44\x65scribe\x12\x1f.samplescout.v1.DescribeRequest\x1a .samplescout.v1.DescribeResponse\x12G\n\x06MoveTo\x12\x1d.samplescout.v1.MoveToRequest\x1a\x1e.samplescout.v1.MoveToResponse\x12\x43\n\x04Snap\x12\x1b.samplescout.v1.SnapRequest\x1a\x1c.samplescout.v1.SnapResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,10 +46,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MOVETORESPONSE']._serialized_end=625
   _globals['_SNAPREQUEST']._serialized_start=627
   _globals['_SNAPREQUEST']._serialized_end=658
-  _globals['_SNAPHEADER']._serialized_start=660
-  _globals['_SNAPHEADER']._serialized_end=778
-  _globals['_SNAPRESPONSE']._serialized_start=780
-  _globals['_SNAPRESPONSE']._serialized_end=865
-  _globals['_MICROSCOPESERVICE']._serialized_start=868
-  _globals['_MICROSCOPESERVICE']._serialized_end=1108
+  _globals['_SNAPHEADER']._serialized_start=661
+  _globals['_SNAPHEADER']._serialized_end=812
+  _globals['_SNAPRESPONSE']._serialized_start=814
+  _globals['_SNAPRESPONSE']._serialized_end=899
+  _globals['_MICROSCOPESERVICE']._serialized_start=902
+  _globals['_MICROSCOPESERVICE']._serialized_end=1142
 # @@protoc_insertion_point(module_scope)

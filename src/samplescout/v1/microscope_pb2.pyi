@@ -63,18 +63,22 @@ class SnapRequest(_message.Message):
     def __init__(self, encoding: _Optional[str] = ...) -> None: ...
 
 class SnapHeader(_message.Message):
-    __slots__ = ("pose", "width", "height", "encoding", "total_bytes")
+    __slots__ = ("pose", "width", "height", "encoding", "total_bytes", "dtype", "channels")
     POSE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
     pose: _types_pb2.Pose
     width: int
     height: int
     encoding: str
     total_bytes: int
-    def __init__(self, pose: _Optional[_Union[_types_pb2.Pose, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., encoding: _Optional[str] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+    dtype: str
+    channels: int
+    def __init__(self, pose: _Optional[_Union[_types_pb2.Pose, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., encoding: _Optional[str] = ..., total_bytes: _Optional[int] = ..., dtype: _Optional[str] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class SnapResponse(_message.Message):
     __slots__ = ("header", "chunk")
