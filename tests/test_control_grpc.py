@@ -13,13 +13,13 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from samplescout.acquire.sources import BundleSource
-from samplescout.control.server import build_server
 
+from samplescout.acquire.sources import BundleSource
 from samplescout.app import EmbeddedPipeline, SessionManager
 from samplescout.bundle import open_bundle
 from samplescout.config import Settings
 from samplescout.contracts import pose_to_proto
+from samplescout.control.server import build_server
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2, types_pb2
 
 
@@ -200,7 +200,7 @@ def test_deadline_is_honoured_and_server_stays_usable(
     assert json.loads(reply.result.json)["stats"]["frames"] == 1
 
 
-def _upload_requests(sid: str, bundle: Path, order: list[int]):  # noqa: ANN202
+def _upload_requests(sid: str, bundle: Path, order: list[int]):
     b = open_bundle(bundle)
     for i in order:
         spec = b.manifest.frames[i]
@@ -212,7 +212,7 @@ def _upload_requests(sid: str, bundle: Path, order: list[int]):  # noqa: ANN202
         )
 
 
-def upload_session(stub, bundle: Path, order: list[int]) -> dict:  # noqa: ANN001
+def upload_session(stub, bundle: Path, order: list[int]) -> dict:
     """Start an upload session, stream the frames in ``order``, return the result."""
     sid = stub.StartSession(
         control_pb2.StartSessionRequest(upload=control_pb2.UploadSource(frame_count=len(order))),

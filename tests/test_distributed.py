@@ -15,16 +15,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import _free_port
-from test_control_grpc import upload_session
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from samplescout.acquire.sources import BundleSource
 
+from samplescout.acquire.sources import BundleSource
 from samplescout.app import EmbeddedPipeline
 from samplescout.bundle import open_bundle
 from samplescout.bus import FRAMES, REGIONS
 from samplescout.config import Settings
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2, types_pb2
+
+from conftest import _free_port
+from test_control_grpc import upload_session
 
 ENV = {
     "SAMPLESCOUT_RECLAIM_IDLE_MS": "1500",
@@ -45,8 +46,21 @@ class Cluster:
         port, metrics = _free_port(), _free_port()
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "samplescout", "serve", service, "--redis", self.redis_url,
-             "--grpc", f"127.0.0.1:{port}", "--consumer", name, "--metrics-port", str(metrics)],
+            [
+                sys.executable,
+                "-m",
+                "samplescout",
+                "serve",
+                service,
+                "--redis",
+                self.redis_url,
+                "--grpc",
+                f"127.0.0.1:{port}",
+                "--consumer",
+                name,
+                "--metrics-port",
+                str(metrics),
+            ],
             env={**os.environ, **ENV},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -75,7 +89,8 @@ class Cluster:
         metrics = self.procs[name][2]
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5).read()
         m = re.search(
-            rf'samplescout_messages_total{{outcome="ok",stage="{stage}"}} ([0-9.e+]+)', text.decode()
+            rf'samplescout_messages_total{{outcome="ok",stage="{stage}"}} ([0-9.e+]+)',
+            text.decode(),
         )
         return float(m.group(1)) if m else 0.0
 
@@ -129,7 +144,10 @@ def narrow_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return simulate(
         tmp_path_factory.mktemp("sim") / "narrow-slide",
-        carrier="slide", profile="narrow", seed=5, frame_scale=0.5,
+        carrier="slide",
+        profile="narrow",
+        seed=5,
+        frame_scale=0.5,
     )
 
 
@@ -146,9 +164,13 @@ def test_five_processes_give_the_embedded_result(cluster: Cluster, easy_wide_sli
     spec = bundle.manifest.frames[0]
     frame = types_pb2.Frame(image=(easy_wide_slide / spec.file).read_bytes())
     frame.pose.center_mm.x, frame.pose.center_mm.y = spec.pose.center_mm
-    frame.pose.pixel_size_mm, frame.pose.rotation_deg = spec.pose.pixel_size_mm, spec.pose.rotation_deg
+    frame.pose.pixel_size_mm, frame.pose.rotation_deg = (
+        spec.pose.pixel_size_mm,
+        spec.pose.rotation_deg,
+    )
     reply = stub.LocalizeFrames(
-        control_pb2.LocalizeFramesRequest(frames=[frame], carrier=types_pb2.CARRIER_SLIDE), timeout=120
+        control_pb2.LocalizeFramesRequest(frames=[frame], carrier=types_pb2.CARRIER_SLIDE),
+        timeout=120,
     )
     _same_samples(json.loads(reply.result.json), embedded)
     # SIGTERM drains and exits cleanly.
@@ -204,7 +226,9 @@ def test_poison_message_goes_to_dead_letters_and_fails_the_session(
     cluster.start("control")
     poison = pipeline_pb2.FrameAcquired(
         session=pipeline_pb2.SessionSpec(session_id="poisoned", frame_count=1),
-        frame=types_pb2.Frame(index=0, width=100, height=100, ref=types_pb2.FrameRef(store_key="poisoned/0")),
+        frame=types_pb2.Frame(
+            index=0, width=100, height=100, ref=types_pb2.FrameRef(store_key="poisoned/0")
+        ),
     )
     redis_client.xadd(FRAMES, {b"p": poison.SerializeToString()})
     stub = _control(cluster)
@@ -212,7 +236,9 @@ def test_poison_message_goes_to_dead_letters_and_fails_the_session(
     while True:
         try:
             events = list(
-                stub.WatchSession(control_pb2.WatchSessionRequest(session_id="poisoned"), timeout=30)
+                stub.WatchSession(
+                    control_pb2.WatchSessionRequest(session_id="poisoned"), timeout=30
+                )
             )
             break
         except grpc.RpcError as err:

@@ -12,7 +12,6 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import _free_port
 from samplescout.acquire.drivers import (
     Microscope,
     MicroscopeSource,
@@ -34,8 +33,10 @@ from samplescout.config import Settings
 from samplescout.errors import InputError
 from samplescout.v1 import microscope_pb2
 
+from conftest import _free_port
 
-def _run(source) -> dict:  # noqa: ANN001
+
+def _run(source) -> dict:
     return EmbeddedPipeline(settings=Settings()).run(source)
 
 
@@ -48,7 +49,7 @@ def _run(source) -> dict:  # noqa: ANN001
         (np.uint8, (40, 60, 3), "tiff"),
     ],
 )
-def test_frame_encodings_round_trip(dtype, shape, encoding: str) -> None:  # noqa: ANN001
+def test_frame_encodings_round_trip(dtype, shape, encoding: str) -> None:
     image = np.random.default_rng(0).integers(0, 4000, shape).astype(dtype)
     data, used = encode_frame(image, encoding)
     header = microscope_pb2.SnapHeader(

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 from samplescout.acquire.sources import BundleSource
-from samplescout.fuse.worker import FuseWorker, result_key
-
 from samplescout.app import EmbeddedPipeline
 from samplescout.bundle import open_bundle
 from samplescout.bus import STRUCTURES
 from samplescout.config import Settings
+from samplescout.fuse.worker import FuseWorker, result_key
 from samplescout.redis_store import RedisEventLog, RedisStateStore
 from samplescout.sessions import EventLog, InMemoryStateStore
 from samplescout.v1 import pipeline_pb2

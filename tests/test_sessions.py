@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from samplescout.acquire.drivers import Microscope, MicroscopeSource, SimulatedMicroscope
 
+from samplescout.acquire.drivers import Microscope, MicroscopeSource, SimulatedMicroscope
 from samplescout.app import EmbeddedPipeline, SessionManager
 from samplescout.config import Settings
 from samplescout.errors import InputError

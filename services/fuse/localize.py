@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -127,6 +127,7 @@ class LocalizeConfig:
     vote: str = "majority"
     strong_contrast: float = 0.12
     min_ring_span_deg: float = 150.0
+    ring_end_tol_mm: float = 0.4
     dish_concentric_mm: float = 3.0
     min_chamber_line_p: float = 0.3
     min_chamber_score: float = 0.35
@@ -249,11 +250,15 @@ class _Evidence:
     @property
     def dish_ring(self) -> CircleSource | None:
         def make() -> CircleSource | None:
-            strong = [e for e in self.entries if e["contrast"] >= self.cfg.strong_contrast]
-            found = _find_circles(_chords(strong), DISH_RING_DIAMETERS, self.cfg)
-            found = [c for c in found if c.span_deg >= self.cfg.min_ring_span_deg]
+            # A dish wall's long chords bow away from their circle more than a cover
+            # glass's short ones: their ends get a looser tolerance.
+            cfg = replace(self.cfg, circle_end_tol_mm=self.cfg.ring_end_tol_mm)
+            found = _find_circles(_chords(self.entries), DISH_RING_DIAMETERS, cfg)
+            found = [c for c in found if c.span_deg >= cfg.min_ring_span_deg]
             return max(
-                found, key=lambda c: (c.span_deg * c.probability, -c.center[0]), default=None
+                found,
+                key=lambda c: (round(c.span_deg * c.probability, 9), -c.center[0]),
+                default=None,
             )
 
         return self._get("dish_ring", make)  # type: ignore[no-any-return]
@@ -389,11 +394,15 @@ def _chamber_part(ev: _Evidence) -> _Part:
 def _dish_part(ev: _Evidence) -> _Part:
     cfg = ev.cfg
     ring = ev.dish_ring
-    found = _find_circles(_chords(ev.entries), DISH_GLASS_DIAMETERS, cfg)
+    glass: CircleSource | None
     if ring is not None:
-        # The glass bottom sits in the middle of the dish: concentric with its ring.
-        found = [c for c in found if math.dist(c.center, ring.center) <= cfg.dish_concentric_mm]
-    glass = max(found, key=lambda c: (c.probability * c.span_deg, -c.center[0]), default=None)
+        # The glass bottom sits in the middle of the dish, concentric with its wall.
+        glass = _concentric_circle(_chords(ev.entries), ring, DISH_GLASS_DIAMETERS, cfg)
+    else:
+        found = _find_circles(_chords(ev.entries), DISH_GLASS_DIAMETERS, cfg)
+        glass = max(
+            found, key=lambda c: (round(c.probability * c.span_deg, 9), -c.center[0]), default=None
+        )
     circles = [c for c in (ring, glass) if c is not None]
     if glass is None:
         return _Part([], None, {}, circles)
@@ -409,6 +418,58 @@ def _dish_part(ev: _Evidence) -> _Part:
         "label": "1",
     }
     return _Part([sample], None, {}, circles)
+
+
+def _concentric_circle(
+    chords: list[Chord],
+    ring: CircleSource,
+    diameters: tuple[float, float],
+    cfg: LocalizeConfig,
+) -> CircleSource | None:
+    """The circle about ``ring``'s centre best supported by tangent chords: a histogram of
+    the chords' distances from the centre (weighted by length and probability), over
+    the diameters given. Few and short pieces suffice, because the centre is known."""
+    if not chords:
+        return None
+    c = np.asarray(ring.center)
+    p0 = np.array([ch[0] for ch in chords])
+    p1 = np.array([ch[1] for ch in chords])
+    prob = np.array([ch[2] for ch in chords])
+    frames = np.array([ch[3] for ch in chords])
+    mid = 0.5 * (p0 + p1)
+    vec = p1 - p0
+    length = np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)
+    d = mid - c
+    dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+    radial = np.abs(np.einsum("ij,ij->i", vec / length[:, None], d)) / dist
+    ok = (radial <= math.sin(math.radians(cfg.tangent_tol_deg))) & (
+        (dist >= diameters[0] / 2) & (dist <= diameters[1] / 2)
+    )
+    if not ok.any():
+        return None
+    step = cfg.circle_bin_mm / 2
+    bins = np.arange(diameters[0] / 2, diameters[1] / 2 + step, step)
+    hist, _ = np.histogram(dist[ok], bins=bins, weights=(length * prob)[ok])
+    hist = np.convolve(hist, np.ones(3), mode="same")
+    k = int(np.argmax(hist))
+    r0 = 0.5 * (bins[k] + bins[k + 1])
+    near = ok & (np.abs(dist - r0) <= cfg.circle_bin_mm)
+    radius = float(np.average(dist[near], weights=(length * prob)[near]))
+    ang = np.degrees(np.arctan2(d[near, 1], d[near, 0])) % 360.0
+    half = np.degrees(length[near] / (2 * radius))
+    covered = np.zeros(72, dtype=bool)
+    for a, h in zip(ang, half, strict=True):
+        covered[np.arange(int((a - h) // 5), int((a + h) // 5) + 1) % 72] = True
+    span = 5.0 * float(covered.sum())
+    p_mean = float(np.average(prob[near], weights=length[near]))
+    return CircleSource(
+        center=ring.center,
+        radius=radius,
+        span_deg=span,
+        probability=p_mean * min(1.0, 0.3 + span / 270.0),
+        shape_class="round_structure",
+        frames=tuple(sorted({int(f) for f in frames[near]})),
+    )
 
 
 def _snap(value: float, standard: tuple[float, ...], tol: float) -> float:
