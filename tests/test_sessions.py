@@ -88,3 +88,38 @@ def test_a_failing_stage_fails_the_session_with_a_reason(easy_wide_slide: Path) 
     assert "identify stage failed" in message and "model exploded" in message
     last = manager.events.events(sid)[-1]
     assert last.kind == pipeline_pb2.SESSION_EVENT_KIND_FAILED
+
+
+def test_open_ended_progressive_session_matches_the_bundle(tmp_path: Path) -> None:
+    import json
+
+    from samplescout.acquire.simulator import simulate
+    from samplescout.acquire.sources import BundleSource
+    from samplescout.bundle import open_bundle
+
+    bundle = simulate(tmp_path / "b", carrier="slide", profile="narrow", seed=6, frame_scale=0.3)
+    reference = EmbeddedPipeline(settings=Settings()).run(BundleSource(open_bundle(bundle)))
+
+    class OpenEnded:
+        """Frames decided on the fly: the count is known only at the end."""
+
+        def __init__(self) -> None:
+            self.inner = BundleSource(open_bundle(bundle))
+            self.name, self.carrier, self.context = "open", "slide", {}
+            self.frame_count = 0
+
+        def frames(self):  # noqa: ANN202
+            return self.inner.frames()
+
+    pipeline = EmbeddedPipeline(settings=Settings())
+    result = pipeline.run(OpenEnded(), session_id="open-1", progressive=True)
+    assert result["samples"] == reference["samples"]
+    assert result["stats"]["frames"] == reference["stats"]["frames"]
+    updates = [
+        e
+        for e in pipeline.events.events("open-1")
+        if e.kind == pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED and e.result.json
+    ]
+    assert len(updates) >= reference["stats"]["frames"] - 1
+    partial = json.loads(updates[0].result.json)
+    assert partial["stats"]["frames"] == 1 and "samples" in partial

@@ -52,8 +52,8 @@ class ChamberConfig:
     position_tol_mm: float = 0.25
     border_mm: float = 0.6
     min_line_mm: float = 2.0
-    inner_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(0.7, 1.61, 0.05))
-    outer_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(1.0, 2.21, 0.1))
+    inner_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(0.7, 1.61, 0.1))
+    outer_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(1.0, 2.21, 0.15))
     min_cell_mm: float = 5.0
 
 
@@ -110,43 +110,92 @@ def fit_chambers(
 def _fit_axis(
     pos: np.ndarray, cfg: ChamberConfig
 ) -> dict[int, tuple[float, tuple[tuple[float, float], ...]]]:
-    """Per cell count ``n``: the best ``(score, cells)`` along one axis."""
+    """Per cell count ``n``: the best ``(score, cells)`` along one axis.
+
+    The edges across the axis are, in order, the outer wall's outside, then the two
+    edges of each of ``n`` cells of width ``cw`` separated by inner walls ``iw``, then
+    the outer wall's outside again (outer wall ``ow``): edge ``e`` lies at
+    ``L + A[e] cw + B[e] iw + C[e] ow``. Every pair of observed edge positions, taken
+    as every pair of model edges, fixes ``L`` and ``cw`` for each ``iw`` and ``ow``; a
+    hypothesis scores the share of its edges seen times the share of the evidence
+    within its span that it explains.
+    """
     if len(pos) < 2:
         return {}
     order = np.lexsort((pos[:, 1], pos[:, 0]))
     p, w = pos[order, 0], pos[order, 1]
-    cands = _clusters(p, w, cfg.position_tol_mm)
-    tol = cfg.position_tol_mm
+    clusters = np.array(_clusters(p, w, cfg.position_tol_mm))
+    strong = clusters[clusters[:, 1] >= 0.1 * clusters[:, 1].max()]
+    ref = max(float(np.median(strong[:, 1])), 1e-9)
+    # support profile: evidence within the tolerance of every 0.05 mm step
+    step = 0.05
+    lo, hi = float(p.min()) - 5.0, float(p.max()) + 5.0
+    grid = np.arange(lo, hi + step, step)
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    left = np.searchsorted(p, grid - cfg.position_tol_mm, side="left")
+    right = np.searchsorted(p, grid + cfg.position_tol_mm, side="right")
+    profile = cum[right] - cum[left]
+
+    def support(x: np.ndarray) -> np.ndarray:
+        k = np.clip(np.rint((x - lo) / step).astype(np.int64), 0, len(grid) - 1)
+        inside = (x >= lo) & (x <= hi)
+        return np.where(inside, profile[k], 0.0)
+
+    def within(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ia = np.searchsorted(p, a - 0.5, side="left")
+        ib = np.searchsorted(p, b + 0.5, side="right")
+        return cum[ib] - cum[ia]
+
+    ii, jj = np.triu_indices(len(clusters), 1)
+    xa, xb = clusters[ii, 0], clusters[jj, 0]
     out: dict[int, tuple[float, tuple[tuple[float, float], ...]]] = {}
-    total_w = float(w.sum())
-
-    def support(x: float) -> float:
-        return float(w[np.abs(p - x) <= tol].sum())
-
-    ref = max(float(np.median([c[1] for c in cands])), 1e-9)
-    for (left, _), (right, _) in itertools.combinations(cands, 2):
-        if right - left < cfg.min_cell_mm:
-            continue
-        outer = max(support(left - o) for o in cfg.outer_walls_mm) + max(
-            support(right + o) for o in cfg.outer_walls_mm
-        )
-        span_w = float(w[(p >= left - 2.5) & (p <= right + 2.5)].sum())
-        for n in (1, 2, 4):
-            walls: tuple[float, ...] = (0.0,) if n == 1 else cfg.inner_walls_mm
+    for n in (1, 2, 4):
+        coef = _edge_coefficients(n)
+        walls: tuple[float, ...] = (0.0,) if n == 1 else cfg.inner_walls_mm
+        best_score, best_cells = -1.0, ()
+        for a, b in itertools.combinations(range(len(coef)), 2):
+            da = coef[b] - coef[a]
+            if da[0] == 0:
+                continue
             for iw in walls:
-                cw = (right - left - (n - 1) * iw) / n
-                if cw < cfg.min_cell_mm:
-                    continue
-                cells = tuple((left + k * (cw + iw), left + k * (cw + iw) + cw) for k in range(n))
-                edges = [v for c in cells for v in c]
-                sup = [support(v) for v in edges]
-                seen = float(np.mean([min(1.0, s / ref) for s in sup]))
-                explained = min(sum(sup) + outer, span_w) / max(span_w, 1e-9)
-                score = seen * explained * min(1.0, span_w / max(total_w, 1e-9) + 0.5)
-                key = (round(score, 9), -n)
-                if n not in out or key > (round(out[n][0], 9), -n):
-                    out[n] = (score, cells)
+                for ow in cfg.outer_walls_mm:
+                    cw = (xb - xa - da[1] * iw - da[2] * ow) / da[0]
+                    ok = cw >= cfg.min_cell_mm
+                    if not ok.any():
+                        continue
+                    cwk, xak = cw[ok], xa[ok]
+                    base = xak - coef[a, 0] * cwk - coef[a, 1] * iw - coef[a, 2] * ow
+                    edges = (
+                        base[:, None]
+                        + coef[None, :, 0] * cwk[:, None]
+                        + coef[None, :, 1] * iw
+                        + coef[None, :, 2] * ow
+                    )
+                    sup = support(edges)
+                    frac = np.minimum(1.0, sup / ref)
+                    seen = (frac[:, 1:-1].sum(axis=1) + 0.5 * (frac[:, 0] + frac[:, -1])) / (
+                        2 * n + 1
+                    )
+                    span = within(edges[:, 0], edges[:, -1])
+                    explained = np.minimum(1.0, sup.sum(axis=1) / np.maximum(span, 1e-9))
+                    score = seen * explained
+                    k = int(np.argmax(score))
+                    if score[k] > best_score + 1e-9:
+                        best_score = float(score[k])
+                        e = edges[k, 1:-1]
+                        best_cells = tuple((float(e[2 * c]), float(e[2 * c + 1])) for c in range(n))
+        if best_cells:
+            out[n] = (best_score, best_cells)
     return out
+
+
+def _edge_coefficients(n: int) -> np.ndarray:
+    """Rows ``(A, B, C)`` of the model edges of :func:`_fit_axis`, outside-left first."""
+    rows = [(0.0, 0.0, -1.0)]
+    for k in range(n):
+        rows += [(float(k), float(k), 0.0), (float(k + 1), float(k), 0.0)]
+    rows.append((float(n), float(n - 1), 1.0))
+    return np.array(rows)
 
 
 def _clusters(p: np.ndarray, w: np.ndarray, tol: float) -> list[tuple[float, float]]:

@@ -62,6 +62,11 @@ DISH_RING_DIAMETERS: tuple[float, float] = (31.0, 40.0)
 DISH_GLASS_DIAMETERS: tuple[float, float] = (9.5, 28.0)
 DISH_GLASS_STANDARD_MM: tuple[float, ...] = (10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 25.0)
 
+COVER_GLASS_EDGE_CLASSES = (
+    "straight_cover_glass_edge",
+    "round_cover_glass_edge",
+    "polygonal_cover_glass_edge",
+)
 EDGE_CLASSES = (
     "straight_structure",
     "straight_cover_glass_edge",
@@ -132,6 +137,8 @@ class LocalizeConfig:
     min_chamber_line_p: float = 0.3
     min_chamber_score: float = 0.35
     min_plate_score_alone: float = 0.3
+    min_body_score: float = 0.55
+    min_ring_score: float = 0.35
     single_edge_tol_mm: float = 0.5
     single_edge_margin_mm: float = 1.0
     single_edge_confidence: float = 0.4
@@ -273,7 +280,9 @@ class _Evidence:
                 [
                     (ln.endpoints, ln.coverage_mm * ln.probability)
                     for i, ln in enumerate(self.lines)
-                    if i not in s.lines and ln.probability >= self.cfg.min_chamber_line_p
+                    if i not in s.lines
+                    and ln.probability >= self.cfg.min_chamber_line_p
+                    and ln.shape_class not in COVER_GLASS_EDGE_CLASSES
                 ],
                 s.center,
                 s.size,
@@ -291,19 +300,21 @@ def recognise_carrier(ev: _Evidence) -> str:
     dish; a well grid alone a plate; cover glasses alone a slide.
     """
     cfg = ev.cfg
-    plate = ev.plate
-    if ev.plate_body is not None and plate is not None:
+    if ev.plate_body is not None and ev.plate_body.score >= cfg.min_body_score:
         return "multiwell"
-    if ev.slides:
+    slide = ev.slides[0] if ev.slides else None
+    if slide is not None and slide.sides_seen == 4 and slide.score >= cfg.min_body_score:
         chambers = ev.chambers
         if chambers is not None and chambers.score >= cfg.min_chamber_score:
             return "chamber_slide"
         return "slide"
-    if ev.dish_ring is not None:
+    ring = ev.dish_ring
+    if ring is not None and ring.span_deg * ring.probability / 360.0 >= cfg.min_ring_score:
         return "petri_dish"
+    plate = ev.plate
     if plate is not None and plate.score >= cfg.min_plate_score_alone:
         return "multiwell"
-    if _slide_part(ev).samples:
+    if slide is not None or _slide_part(ev).samples:
         return "slide"
     return "unknown"
 

@@ -72,25 +72,48 @@ class FuseWorker:
             raw = self._state.get(state_key(sid))
             doc: dict[str, Any] = json.loads(raw) if raw else {"fuse": None, "frames": {}}
             index = str(msg.frame.index)
+            if msg.end_of_session:
+                doc["total"] = session.frame_count
             finished = self._state.get(result_key(sid))
             if finished is not None:
                 if self._state.get(done_key(sid)) is None:
                     self._announce(sid, finished.decode())  # the replica before died here
                 return
-            if index in doc["frames"]:
-                return  # a redelivered frame changes nothing
             fuse = FuseState.from_dict(doc["fuse"]) if doc["fuse"] else FuseState()
-            fuse.add([Structure.from_proto(s) for s in msg.structures])
-            doc["fuse"] = fuse.to_dict()
-            doc["frames"][index] = json_format.MessageToDict(
-                msg.stats,
-                preserving_proto_field_name=True,
-                always_print_fields_with_no_presence=True,
-            )
+            if not msg.end_of_session:
+                if index in doc["frames"]:
+                    return  # a redelivered frame changes nothing
+                fuse.add([Structure.from_proto(s) for s in msg.structures])
+                doc["fuse"] = fuse.to_dict()
+                doc["frames"][index] = json_format.MessageToDict(
+                    msg.stats,
+                    preserving_proto_field_name=True,
+                    always_print_fields_with_no_presence=True,
+                )
             self._state.set(state_key(sid), json.dumps(doc).encode())
-            if len(doc["frames"]) < session.frame_count:
+            total = session.frame_count or doc.get("total", 0)
+            if not total or len(doc["frames"]) < total:
+                if session.progressive and not msg.end_of_session:
+                    self._progress(session, fuse, doc)
                 return
             self._finish(session, fuse, doc)
+
+    def _progress(
+        self, session: pipeline_pb2.SessionSpec, fuse: FuseState, doc: dict[str, Any]
+    ) -> None:
+        """Publish the localization so far (an adaptive overview path steers by it)."""
+        fused = localize(fuse, PROTO_TO_CARRIER.get(session.carrier))
+        event = pipeline_pb2.SessionEvent(
+            session_id=session.session_id,
+            kind=pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
+            count=len(fused.get("samples", [])),
+        )
+        event.result.json = json.dumps(
+            assemble_result(
+                fused, models=self._models, context={}, stats={"frames": len(doc["frames"])}
+            )
+        )
+        self._events.emit(event)
 
     def _finish(
         self, session: pipeline_pb2.SessionSpec, fuse: FuseState, doc: dict[str, Any]

@@ -118,8 +118,13 @@ class EmbeddedPipeline:
         context: Mapping[str, str] | None = None,
         method: Method | None = None,
         cancel: threading.Event | None = None,
+        progressive: bool = False,
     ) -> dict[str, Any]:
         """Localize the frames of ``source`` and return the SPEC result document.
+
+        A source with ``frame_count == 0`` decides its frames as it goes (an adaptive
+        overview path); ``progressive`` makes fuse publish the localization after
+        every frame as a ``LOCALIZATION_UPDATED`` event carrying the result so far.
 
         Raises
         ------
@@ -138,6 +143,7 @@ class EmbeddedPipeline:
             method=(method or self.settings.method).value,
             started_unix=time.time(),
             source=source.name,
+            progressive=progressive,
         )
         bound = log.bind(session_id=sid, source=source.name)
         self.events.emit(
@@ -149,7 +155,9 @@ class EmbeddedPipeline:
             )
         )
         try:
+            count = 0
             for frame in source.frames():
+                count += 1
                 if cancel is not None and cancel.is_set():
                     raise SessionCancelled(f"{source.name}: session {sid} cancelled")
                 self.acquire.submit(
@@ -164,6 +172,13 @@ class EmbeddedPipeline:
                 self._drain()
             if cancel is not None and cancel.is_set():
                 raise SessionCancelled(f"{source.name}: session {sid} cancelled")
+            if source.frame_count == 0:
+                if count == 0:
+                    raise InputError(source.name, "frames", "the session took no frame")
+                spec.frame_count = count
+                end = pipeline_pb2.StructuresIdentified(session=spec, end_of_session=True)
+                self.bus.publish(streams.STRUCTURES, end.SerializeToString())
+                self._drain()
             failure = self.state.get(f"samplescout:failed:{sid}")
             if failure is not None:
                 raise OperationalError(failure.decode())

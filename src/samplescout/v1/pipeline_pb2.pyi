@@ -30,7 +30,7 @@ SESSION_EVENT_KIND_FAILED: SessionEventKind
 SESSION_EVENT_KIND_CANCELLED: SessionEventKind
 
 class SessionSpec(_message.Message):
-    __slots__ = ("session_id", "carrier", "context", "frame_count", "method", "started_unix", "source")
+    __slots__ = ("session_id", "carrier", "context", "frame_count", "method", "started_unix", "source", "progressive")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class SessionSpec(_message.Message):
     METHOD_FIELD_NUMBER: _ClassVar[int]
     STARTED_UNIX_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESSIVE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     carrier: _types_pb2.Carrier
     context: _containers.ScalarMap[str, str]
@@ -52,7 +53,8 @@ class SessionSpec(_message.Message):
     method: str
     started_unix: float
     source: str
-    def __init__(self, session_id: _Optional[str] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., frame_count: _Optional[int] = ..., method: _Optional[str] = ..., started_unix: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
+    progressive: bool
+    def __init__(self, session_id: _Optional[str] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., frame_count: _Optional[int] = ..., method: _Optional[str] = ..., started_unix: _Optional[float] = ..., source: _Optional[str] = ..., progressive: _Optional[bool] = ...) -> None: ...
 
 class FrameStats(_message.Message):
     __slots__ = ("decode_seconds", "coarse_seconds", "select_seconds", "identify_seconds", "full_res_pixels", "coarse_pixels", "full_res_pixels_read", "regions", "regions_identified", "bytes_written", "select_bytes_read", "identify_bytes_read")
@@ -115,18 +117,20 @@ class RegionsSelected(_message.Message):
     def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[_types_pb2.StructureRegion, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ...) -> None: ...
 
 class StructuresIdentified(_message.Message):
-    __slots__ = ("session", "frame", "structures", "stats", "barcodes")
+    __slots__ = ("session", "frame", "structures", "stats", "barcodes", "end_of_session")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     STRUCTURES_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     BARCODES_FIELD_NUMBER: _ClassVar[int]
+    END_OF_SESSION_FIELD_NUMBER: _ClassVar[int]
     session: SessionSpec
     frame: _types_pb2.Frame
     structures: _containers.RepeatedCompositeFieldContainer[_types_pb2.IdentifiedStructure]
     stats: FrameStats
     barcodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Barcode]
-    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., structures: _Optional[_Iterable[_Union[_types_pb2.IdentifiedStructure, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ..., barcodes: _Optional[_Iterable[_Union[_types_pb2.Barcode, _Mapping]]] = ...) -> None: ...
+    end_of_session: bool
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., structures: _Optional[_Iterable[_Union[_types_pb2.IdentifiedStructure, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ..., barcodes: _Optional[_Iterable[_Union[_types_pb2.Barcode, _Mapping]]] = ..., end_of_session: _Optional[bool] = ...) -> None: ...
 
 class SessionEvent(_message.Message):
     __slots__ = ("session_id", "sequence", "kind", "frame_index", "message", "count", "result")
