@@ -101,3 +101,19 @@ def redis_client(redis_server: str):
     yield client
     client.flushdb()
     client.close()
+
+
+def assert_same_samples(a: dict, b: dict, tol: float = 1e-6) -> None:
+    """SPEC determinism: the same samples, coordinates within ``tol`` mm."""
+    assert len(a["samples"]) == len(b["samples"])
+    for x, y in zip(a["samples"], b["samples"], strict=True):
+        assert (x["element"], x["shape"], x.get("label")) == (
+            y["element"],
+            y["shape"],
+            y.get("label"),
+        )
+        assert x["center_mm"] == pytest.approx(y["center_mm"], abs=tol)
+        assert x["size_mm"] == pytest.approx(y["size_mm"], abs=tol)
+        assert x["angle_deg"] == pytest.approx(y["angle_deg"], abs=tol)
+        for p, q in zip(x["polygon_mm"], y["polygon_mm"], strict=True):
+            assert p == pytest.approx(q, abs=tol)

@@ -24,7 +24,7 @@ from samplescout.bus import FRAMES, REGIONS
 from samplescout.config import Settings
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2, types_pb2
 
-from conftest import _free_port
+from conftest import _free_port, assert_same_samples
 from test_control_grpc import upload_session
 
 ENV = {
@@ -129,15 +129,6 @@ def _run_session(stub: control_pb2_grpc.ControlServiceStub, bundle: Path) -> dic
     return json.loads(reply.result.json)
 
 
-def _same_samples(a: dict, b: dict) -> None:
-    assert len(a["samples"]) == len(b["samples"])
-    for x, y in zip(a["samples"], b["samples"], strict=True):
-        assert x["element"] == y["element"] and x["shape"] == y["shape"]
-        assert x["center_mm"] == pytest.approx(y["center_mm"], abs=1e-6)
-        assert x["size_mm"] == pytest.approx(y["size_mm"], abs=1e-6)
-        assert x["angle_deg"] == pytest.approx(y["angle_deg"], abs=1e-6)
-
-
 @pytest.fixture(scope="module")
 def narrow_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from samplescout.acquire.simulator import simulate
@@ -157,7 +148,7 @@ def test_five_processes_give_the_embedded_result(cluster: Cluster, easy_wide_sli
     stub = _control(cluster)
     distributed = _run_session(stub, easy_wide_slide)
     embedded = EmbeddedPipeline(settings=Settings()).run(BundleSource(open_bundle(easy_wide_slide)))
-    _same_samples(distributed, embedded)
+    assert_same_samples(distributed, embedded)
     assert distributed["stats"]["frames"] == 1
     # Frames uploaded in the request take the same path.
     bundle = open_bundle(easy_wide_slide)
@@ -172,7 +163,7 @@ def test_five_processes_give_the_embedded_result(cluster: Cluster, easy_wide_sli
         control_pb2.LocalizeFramesRequest(frames=[frame], carrier=types_pb2.CARRIER_SLIDE),
         timeout=120,
     )
-    _same_samples(json.loads(reply.result.json), embedded)
+    assert_same_samples(json.loads(reply.result.json), embedded)
     # SIGTERM drains and exits cleanly.
     assert cluster.stop("select") == 0
 
@@ -188,10 +179,10 @@ def test_two_identify_workers_share_the_work(cluster: Cluster, narrow_slide: Pat
     assert a + b == frames
     assert a > 0 and b > 0
     embedded = EmbeddedPipeline(settings=Settings()).run(BundleSource(open_bundle(narrow_slide)))
-    _same_samples(result, embedded)
+    assert_same_samples(result, embedded)
     # Frames uploaded one by one, in reverse order, give the same answer.
     uploaded = upload_session(_control(cluster), narrow_slide, list(range(frames))[::-1])
-    _same_samples(uploaded, embedded)
+    assert_same_samples(uploaded, embedded)
 
 
 def test_worker_dying_between_read_and_ack_is_reclaimed(
@@ -215,7 +206,7 @@ def test_worker_dying_between_read_and_ack_is_reclaimed(
     assert events[-1].event.kind == pipeline_pb2.SESSION_EVENT_KIND_DONE
     result = json.loads(stub.GetResult(control_pb2.GetResultRequest(session_id=sid)).result.json)
     embedded = EmbeddedPipeline(settings=Settings()).run(BundleSource(open_bundle(easy_wide_slide)))
-    _same_samples(result, embedded)
+    assert_same_samples(result, embedded)
     assert redis_client.xpending(REGIONS, "identify")["pending"] == 0
 
 

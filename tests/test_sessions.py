@@ -14,6 +14,8 @@ from samplescout.errors import InputError
 from samplescout.sessions import SessionRequest, SessionRunner, SessionState
 from samplescout.v1 import pipeline_pb2
 
+from conftest import assert_same_samples
+
 
 def _wait(manager: SessionManager, sid: str, timeout: float = 120) -> SessionState:
     deadline = time.monotonic() + timeout
@@ -108,12 +110,12 @@ def test_open_ended_progressive_session_matches_the_bundle(tmp_path: Path) -> No
             self.name, self.carrier, self.context = "open", "slide", {}
             self.frame_count = 0
 
-        def frames(self):  # noqa: ANN202
+        def frames(self):
             return self.inner.frames()
 
     pipeline = EmbeddedPipeline(settings=Settings())
     result = pipeline.run(OpenEnded(), session_id="open-1", progressive=True)
-    assert result["samples"] == reference["samples"]
+    assert_same_samples(result, reference)
     assert result["stats"]["frames"] == reference["stats"]["frames"]
     updates = [
         e

@@ -564,5 +564,9 @@ def open_mm_microscope(spec: str, **overrides: Any) -> MMCoreMicroscope:
         ) from exc
     try:
         return MMCoreMicroscope(core, **kwargs)
-    except ValueError as exc:
+    except (ValueError, OperationalError) as exc:
+        with contextlib.suppress(Exception):
+            core.unloadAllDevices()
+        if isinstance(exc, OperationalError):
+            raise
         raise InputError("request", _ADDRESS_FIELD, f"{spec}: {exc}") from None

@@ -118,7 +118,7 @@ def _fit_axis(
     ``L + A[e] cw + B[e] iw + C[e] ow``. Every pair of observed edge positions, taken
     as every pair of model edges, fixes ``L`` and ``cw`` for each ``iw`` and ``ow``; a
     hypothesis scores the share of its edges seen times the share of the evidence
-    within its span that it explains.
+    on the axis that it explains.
     """
     if len(pos) < 2:
         return {}
@@ -141,11 +141,7 @@ def _fit_axis(
         inside = (x >= lo) & (x <= hi)
         return np.where(inside, profile[k], 0.0)
 
-    def within(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ia = np.searchsorted(p, a - 0.5, side="left")
-        ib = np.searchsorted(p, b + 0.5, side="right")
-        return cum[ib] - cum[ia]
-
+    total = max(float(w.sum()), 1e-9)
     ii, jj = np.triu_indices(len(clusters), 1)
     xa, xb = clusters[ii, 0], clusters[jj, 0]
     out: dict[int, tuple[float, tuple[tuple[float, float], ...]]] = {}
@@ -176,17 +172,24 @@ def _fit_axis(
                     seen = (frac[:, 1:-1].sum(axis=1) + 0.5 * (frac[:, 0] + frac[:, -1])) / (
                         2 * n + 1
                     )
-                    span = within(edges[:, 0], edges[:, -1])
-                    explained = np.minimum(1.0, sup.sum(axis=1) / np.maximum(span, 1e-9))
+                    explained = np.minimum(1.0, sup.sum(axis=1) / total)
                     score = seen * explained
                     k = int(np.argmax(score))
                     if score[k] > best_score + 1e-9:
                         best_score = float(score[k])
-                        e = edges[k, 1:-1]
+                        e = _snap(edges[k, 1:-1], clusters[:, 0], cfg.position_tol_mm)
                         best_cells = tuple((float(e[2 * c]), float(e[2 * c + 1])) for c in range(n))
         if best_cells:
             out[n] = (best_score, best_cells)
     return out
+
+
+def _snap(edges: np.ndarray, observed: np.ndarray, tol: float) -> np.ndarray:
+    """Each model edge moved onto the nearest observed edge position within ``tol``."""
+    d = np.abs(edges[:, None] - observed[None, :])
+    k = np.argmin(d, axis=1)
+    near = d[np.arange(len(edges)), k] <= tol
+    return np.where(near, observed[k], edges)
 
 
 def _edge_coefficients(n: int) -> np.ndarray:

@@ -182,6 +182,7 @@ class Registry:
         write_bytes_atomic(
             path / METADATA, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
         )
+        (path / METADATA).chmod(0o644)
         for alias in aliases:
             self.set_alias(alias, f"{name}@{v}")
         return ModelRecord(name, v, path, meta)
@@ -193,3 +194,4 @@ class Registry:
         write_bytes_atomic(
             self.root / ALIASES, (json.dumps(al, indent=2, sort_keys=True) + "\n").encode()
         )
+        (self.root / ALIASES).chmod(0o644)
