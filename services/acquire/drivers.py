@@ -7,15 +7,15 @@ from collections.abc import Iterator
 
 import grpc
 import numpy as np
-from samplescout.acquire.driver_api import Microscope, MicroscopeInfo
+
 from samplescout.acquire.render import render_frame
 from samplescout.acquire.scene import make_scene
 from samplescout.acquire.simulator import CameraProfile, camera_profile, overview_path
 from samplescout.acquire.sources import AcquiredFrame, BundleSource, FrameSource
-
 from samplescout.bundle import Bundle, open_bundle
 from samplescout.errors import InputError, OperationalError
 from samplescout.geometry import Pose
+from samplescout.microscope import Microscope, MicroscopeInfo
 
 
 class SimulatedMicroscope:

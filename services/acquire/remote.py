@@ -15,9 +15,9 @@ from typing import Any
 
 import grpc
 import numpy as np
-from samplescout.acquire.driver_api import Microscope, MicroscopeInfo
 
 from samplescout.geometry import Pose
+from samplescout.microscope import Microscope, MicroscopeInfo
 from samplescout.v1 import microscope_pb2, microscope_pb2_grpc, types_pb2
 
 #: Frames are streamed in chunks well below gRPC's default message limit.

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from samplescout.acquire.scene import Circle, Decal, Rect, Scene
 
+from samplescout.acquire.scene import Circle, Decal, Rect, Scene
 from samplescout.geometry import FrameGeometry, Pose
 
 F32 = np.float32

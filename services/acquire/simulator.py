@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from samplescout.acquire.render import holder_grid, render_frame
 from samplescout.acquire.scene import (
     CARRIERS,
@@ -34,7 +35,6 @@ from samplescout.acquire.scene import (
     ground_truth,
     make_scene,
 )
-
 from samplescout.bundle import write_bundle
 from samplescout.geometry import Pose
 

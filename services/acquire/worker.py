@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from samplescout.acquire.drivers import open_source
 
 from samplescout import bus as streams
 from samplescout import metrics
+from samplescout.acquire.drivers import open_source
 from samplescout.bus import Bus
 from samplescout.contracts import pose_to_proto
 from samplescout.errors import InputError

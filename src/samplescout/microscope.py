@@ -1,4 +1,4 @@
-"""The microscope driver interface (SPEC section 4), free of heavy dependencies."""
+"""The microscope driver interface (SPEC section 4): shared, free of heavy dependencies."""
 
 from __future__ import annotations
 
