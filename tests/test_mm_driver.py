@@ -28,7 +28,7 @@ from pymmcore_plus.experimental.unicore import (
     XYStageDevice,
 )
 
-from samplescout.acquire.drivers import Microscope, MicroscopeSource
+from samplescout.acquire.drivers import MicroscopeSource
 from samplescout.acquire.mm import (
     MMCoreMicroscope,
     StageCalibration,
@@ -39,6 +39,7 @@ from samplescout.acquire.render import render_frame
 from samplescout.acquire.scene import Scene, make_scene
 from samplescout.errors import InputError, OperationalError
 from samplescout.geometry import FrameGeometry, Pose, rotation_matrix
+from samplescout.microscope import Microscope
 
 W, H = 400, 300  # small frames: the whole file runs in a few seconds
 NOISE_SEED = 1234

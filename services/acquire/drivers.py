@@ -147,11 +147,15 @@ def open_microscope(address: str) -> Microscope:
         return scope
     if kind == "replay" and rest:
         return ReplayMicroscope(open_bundle(rest))
+    if kind == "mm" and rest:
+        from samplescout.acquire.mm import open_mm_microscope
+
+        return open_mm_microscope(address)
     raise InputError(
         "request",
         "microscope.address",
         f"unsupported microscope {address!r} (sim:CARRIER[:PROFILE], grpc://HOST:PORT, "
-        "replay:BUNDLE)",
+        "replay:BUNDLE, mm:CONFIG.cfg, mm:demo)",
     )
 
 

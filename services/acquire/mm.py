@@ -1,4 +1,4 @@
-"""Micro-Manager driver: a ``pymmcore-plus`` core as a :class:`~.drivers.Microscope`.
+"""Micro-Manager driver: a ``pymmcore-plus`` core as a :class:`samplescout.microscope.Microscope`.
 
 Install with ``pip install samplescout[mm]``. ``pymmcore_plus`` is imported lazily
 (only by :func:`open_mm_microscope`), so samplescout works without it;
@@ -45,11 +45,10 @@ from numpy.typing import ArrayLike
 
 from samplescout.errors import InputError, OperationalError
 from samplescout.geometry import Pose
+from samplescout.microscope import MicroscopeInfo
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
-
-    from samplescout.acquire.drivers import MicroscopeInfo
 
 __all__ = [
     "INSTALL_HINT",
@@ -348,8 +347,6 @@ class MMCoreMicroscope:
 
     def describe(self) -> MicroscopeInfo:
         """Camera size, pixel size, rotation and stage range; moves nothing."""
-        from samplescout.acquire.drivers import MicroscopeInfo
-
         width, height = self._frame_size()
         (x0, y0), (x1, y1) = self.stage_range_mm
         return MicroscopeInfo(
