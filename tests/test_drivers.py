@@ -33,7 +33,7 @@ from samplescout.config import Settings
 from samplescout.errors import InputError
 from samplescout.v1 import microscope_pb2
 
-from conftest import _free_port
+from conftest import _free_port, assert_same_samples
 
 
 def _run(source) -> dict:
@@ -112,8 +112,10 @@ def test_replay_reproduces_a_recorded_session(tmp_path: Path) -> None:
     replay = open_source(microscope=f"replay:{bundle_dir}")
     assert replay.frame_count == len(open_bundle(bundle_dir).manifest.frames)
     replayed = _run(replay)
-    assert replayed["samples"] == recorded["samples"]
-    assert replayed["structures"] == recorded["structures"]
+    assert_same_samples(replayed, recorded)
+    assert [(s["class"], s["frames"]) for s in replayed["structures"]] == [
+        (s["class"], s["frames"]) for s in recorded["structures"]
+    ]
     scope = ReplayMicroscope(open_bundle(bundle_dir))
     x, y = scope.positions()[4]
     assert scope.move_to((x + 0.3, y - 0.2)) == (x, y)
