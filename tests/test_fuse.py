@@ -211,3 +211,184 @@ def test_fuse_is_fast_for_hundreds_of_structures() -> None:
     t = time.perf_counter()
     localize(state, None)
     assert time.perf_counter() - t < 2.0
+
+
+def test_probabilistic_vote_uses_class_distributions() -> None:
+    """Two unsure pieces say cover glass, one sure piece says carrier edge: the majority
+    vote and the product of the distributions disagree, as they should."""
+    from samplescout.fuse.state import vote
+
+    def entry(cls: str, probs: dict[str, float]) -> dict[str, object]:
+        return {"class": cls, "p": max(probs.values()), "probs": probs}
+
+    unsure = {"straight_cover_glass_edge": 0.5, "sample_carrier_edge": 0.45, "no_structure": 0.05}
+    sure = {"sample_carrier_edge": 0.99, "straight_cover_glass_edge": 0.01}
+    members = [
+        entry("straight_cover_glass_edge", unsure),
+        entry("straight_cover_glass_edge", unsure),
+        entry("sample_carrier_edge", sure),
+    ]
+    weights = np.ones(3)
+    assert vote(members, weights, "majority")[0] == "straight_cover_glass_edge"
+    assert vote(members, weights, "probabilistic")[0] == "sample_carrier_edge"
+
+
+def test_vote_stops_early_once_decided_with_the_same_answer() -> None:
+    from samplescout.fuse.state import vote
+
+    members = [{"class": "well", "p": 0.9}] * 8 + [{"class": "label", "p": 0.9}]
+    cls, early = vote(members, np.ones(9))
+    assert cls == "well" and early
+    assert vote(members[::-1], np.ones(9))[0] == "well"
+
+
+def test_probabilistic_vote_is_selectable_in_localize() -> None:
+    from samplescout.fuse import LocalizeConfig
+
+    state = FuseState()
+    state.add(_scene())
+    result = localize(state, "slide", LocalizeConfig(vote="probabilistic"))
+    assert len(result["samples"]) == 2
+
+
+def _well_arcs(center: np.ndarray, diameter: float, frame: int = 0) -> list[Structure]:
+    """A well's outline as four 80 deg arcs (what identification reports for a well)."""
+    return [
+        _arc(float(center[0]), float(center[1]), diameter / 2, 90.0 * k, 90.0 * k + 80.0, frame)
+        for k in range(4)
+    ]
+
+
+def test_well_grid_from_an_outer_row_and_column() -> None:
+    """Only row A, column 1 and the plate's left and top edges are seen: the whole
+    96-well grid follows, named A1..H12, with its rotation and pose."""
+    from samplescout.geometry import rotation_matrix
+
+    angle, a1 = 0.6, np.array([20.0, 15.0])
+    rot = rotation_matrix(angle)
+    structures: list[Structure] = []
+    for col in range(12):
+        structures += _well_arcs(a1 + rot @ np.array([9.0 * col, 0.0]), 6.4)
+    for row in range(1, 8):
+        structures += _well_arcs(a1 + rot @ np.array([0.0, 9.0 * row]), 6.4)
+    corner = a1 - rot @ np.array([14.38, 11.24])  # SBS: A1 is 14.38, 11.24 mm from the corner
+    for p0, p1 in ((corner, corner + rot @ [60.0, 0.0]), (corner, corner + rot @ [0.0, 60.0])):
+        structures += _pieces(p0, p1, 5.0, 0, "sample_carrier_edge")
+    state = FuseState()
+    state.add(structures)
+    result = localize(state, "multiwell")
+    plate = result["plate"]
+    assert plate["wells"] == 96 and (plate["rows"], plate["cols"]) == (8, 12)
+    assert math.dist(plate["a1_center_mm"], a1) < 0.05
+    assert abs(plate["rotation_deg"] - angle) < 0.05
+    assert plate["well_spacing_mm"] == [9.0, 9.0] and plate["circular_wells"] is True
+    samples = result["samples"]
+    assert len(samples) == 96 and samples[0]["label"] == "A1" and samples[-1]["label"] == "H12"
+    h12 = a1 + rot @ np.array([99.0, 63.0])
+    assert math.dist(samples[-1]["center_mm"], h12) < 0.1
+    assert all(len(s["polygon_mm"]) >= 32 for s in samples)
+
+
+def test_single_edge_cover_glass_with_a_known_size() -> None:
+    """One whole 50 mm edge inside the frame names a 24 x 50 glass; the slide leaves room
+    on one side only; it is placed, with a low confidence."""
+    slide_poly = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
+    glass = rectangle_polygon((45.0, 15.0), (50.0, 24.0), 0.0)
+    structures: list[Structure] = []
+    for k in range(4):
+        structures += _pieces(slide_poly[k], slide_poly[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    structures += _pieces(glass[0], glass[1], 5.0, 0, "straight_cover_glass_edge")
+    state = FuseState()
+    state.add(structures)
+    state.add_frame(0, [[0.0, 0.0], [80.0, 0.0], [80.0, 30.0], [0.0, 30.0]])
+    (sample,) = localize(state, "slide")["samples"]
+    assert sorted(sample["size_mm"]) == [24.0, 50.0]
+    assert polygon_iou(sample["polygon_mm"], glass) > 0.95
+    assert sample["confidence"] < 0.5
+
+
+def _slide_edges() -> list[Structure]:
+    poly = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.3)
+    out: list[Structure] = []
+    for k in range(4):
+        out += _pieces(poly[k], poly[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    return out
+
+
+def test_carrier_recognition_on_synthetic_structures() -> None:
+    from samplescout.geometry import rotation_matrix
+
+    def recognised(structures: list[Structure]) -> str:
+        state = FuseState()
+        state.add(structures)
+        return str(localize(state, None)["carrier"])
+
+    cover = _rectangle_edges((45.0, 15.0), (40.0, 24.0), 0.3, 0, "straight_cover_glass_edge", 3)
+    assert recognised(_slide_edges() + cover) == "slide"
+
+    chambers: list[Structure] = []
+    for x0 in (10.0, 23.5, 37.0, 50.5):  # 4 chambers 12 x 20 in a block with 1.5 mm walls
+        cell = rectangle_polygon((x0 + 6.0, 15.0), (12.0, 20.0), 0.0)
+        for k in range(4):
+            chambers += _pieces(cell[k], cell[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    block = rectangle_polygon((34.25, 15.0), (55.5, 23.0), 0.0)
+    for k in range(4):
+        chambers += _pieces(block[k], block[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    state = FuseState()
+    state.add(_slide_edges() + chambers)
+    result = localize(state, None)
+    assert result["carrier"] == "chamber_slide"
+    assert [s["element"] for s in result["samples"]] == ["chamber"] * 4
+    assert (
+        polygon_iou(
+            result["samples"][0]["polygon_mm"], rectangle_polygon((16.0, 15.0), (12.0, 20.0), 0.0)
+        )
+        > 0.9
+    )
+
+    plate: list[Structure] = []
+    body = rectangle_polygon((65.0, 44.0), (127.76, 85.48), 0.2)
+    for k in range(4):
+        plate += _pieces(body[k], body[(k + 1) % 4], 8.0, 0, "sample_carrier_edge")
+    rot = rotation_matrix(0.2)
+    a1 = np.array([65.0, 44.0]) + rot @ np.array([-127.76 / 2 + 15.38, -85.48 / 2 + 13.79])
+    for k in range(6):
+        plate += _well_arcs(a1 + rot @ np.array([19.3 * (k % 3), 19.3 * (k // 3)]), 15.6)
+    state = FuseState()
+    state.add(plate)
+    result = localize(state, None)
+    assert result["carrier"] == "multiwell" and result["plate"]["wells"] == 24
+
+    dish: list[Structure] = []
+    for k in range(8):
+        dish.append(_arc(30.0, 30.0, 17.5, 45.0 * k, 45.0 * k + 40.0))
+        dish.append(_arc(30.0, 30.0, 9.0, 45.0 * k, 45.0 * k + 40.0))
+    state = FuseState()
+    state.add(dish)
+    result = localize(state, None)
+    assert result["carrier"] == "petri_dish"
+    (glass,) = result["samples"]
+    assert glass["element"] == "dish_glass" and glass["size_mm"] == [18.0]
+    assert math.dist(glass["center_mm"], (30.0, 30.0)) < 0.05
+
+
+def test_barcodes_merge_across_frames_in_any_order() -> None:
+    a = {"format": "QR_CODE", "text": "X", "polygon_mm": [[0, 0], [2, 0], [2, 2], [0, 2]]}
+    b = {
+        "format": "QR_CODE",
+        "text": "X",
+        "polygon_mm": [[2.1, 2.1], [0.1, 2.1], [0.1, 0.1], [2.1, 0.1]],
+    }
+    one, two = FuseState(), FuseState()
+    one.add_barcodes(0, [a])
+    one.add_barcodes(1, [b])
+    two.add_barcodes(1, [b])
+    two.add_barcodes(0, [a])
+    res1, res2 = localize(one, "slide"), localize(two, "slide")
+    assert res1["barcodes"] == res2["barcodes"]
+    (code,) = res1["barcodes"]
+    assert (
+        code["text"] == "X" and math.dist(np.mean(code["polygon_mm"], axis=0), (1.05, 1.05)) < 1e-9
+    )
+    again = FuseState.from_dict(json.loads(json.dumps(one.to_dict())))
+    assert localize(again, "slide")["barcodes"] == res1["barcodes"]

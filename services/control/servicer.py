@@ -17,6 +17,7 @@ from samplescout.bundle import decode_image_bytes
 from samplescout.contracts import PROTO_TO_CARRIER, pose_from_proto
 from samplescout.errors import DeadlineExceeded, InputError, SampleScoutError
 from samplescout.geometry import Pose
+from samplescout.security import current_identity
 from samplescout.sessions import SessionRequest, SessionRunner, SessionState
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2, types_pb2
 
@@ -104,6 +105,16 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def __init__(self, runner: SessionRunner) -> None:
         self._runner = runner
 
+    def _session(self, session_id: str, context: grpc.ServicerContext) -> tuple[SessionState, str]:
+        """The session's state, if it exists and belongs to the caller (else abort)."""
+        state, message = self._runner.state(session_id)
+        if state is SessionState.UNKNOWN:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
+        identity = current_identity.get()
+        if identity is not None and self._runner.owner(session_id) != identity:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"session {session_id!r} is not yours")
+        return state, message
+
     def StartSession(
         self, request: control_pb2.StartSessionRequest, context: grpc.ServicerContext
     ) -> control_pb2.StartSessionResponse:
@@ -115,6 +126,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             carrier=PROTO_TO_CARRIER.get(request.carrier),
             context=dict(request.context),
             method=request.method or None,
+            owner=current_identity.get(),
         )
         try:
             if which == "upload" and request.upload.frame_count < 1:
@@ -128,8 +140,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def WatchSession(
         self, request: control_pb2.WatchSessionRequest, context: grpc.ServicerContext
     ) -> Iterator[control_pb2.WatchSessionResponse]:
-        if self._runner.state(request.session_id)[0] is SessionState.UNKNOWN:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+        self._session(request.session_id, context)
         gone = threading.Event()
         context.add_callback(gone.set)
         for event in self._runner.events.follow(request.session_id, stop=gone):
@@ -138,9 +149,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def GetResult(
         self, request: control_pb2.GetResultRequest, context: grpc.ServicerContext
     ) -> control_pb2.GetResultResponse:
-        state, message = self._runner.state(request.session_id)
-        if state is SessionState.UNKNOWN:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+        state, message = self._session(request.session_id, context)
         response = control_pb2.GetResultResponse(state=STATE_TO_PROTO[state], message=message)
         doc = self._runner.result(request.session_id) if state is SessionState.DONE else None
         if doc is not None:
@@ -150,9 +159,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def CancelSession(
         self, request: control_pb2.CancelSessionRequest, context: grpc.ServicerContext
     ) -> control_pb2.CancelSessionResponse:
+        self._session(request.session_id, context)
         state = self._runner.cancel(request.session_id)
-        if state is SessionState.UNKNOWN:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
         return control_pb2.CancelSessionResponse(state=STATE_TO_PROTO[state])
 
     def UploadFrames(
@@ -161,8 +169,12 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         context: grpc.ServicerContext,
     ) -> control_pb2.UploadFramesResponse:
         received = 0
+        checked: set[str] = set()
         try:
             for request in request_iterator:
+                if request.session_id not in checked:
+                    self._session(request.session_id, context)
+                    checked.add(request.session_id)
                 image, pose = frame_from_proto(request.frame, "frame")
                 received = self._runner.upload(request.session_id, request.frame.index, image, pose)
         except InputError as exc:
@@ -183,6 +195,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
                 carrier=PROTO_TO_CARRIER.get(request.carrier),
                 context=dict(request.context),
                 method=request.method or None,
+                owner=current_identity.get(),
             )
             doc = self._runner.run(req, timeout_s=context.time_remaining())
         except InputError as exc:

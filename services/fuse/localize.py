@@ -494,7 +494,14 @@ def _slide_part(ev: _Evidence) -> _Part:
     slides = ev.slides
     roles: dict[int, str] = {}
     for s in slides:
-        roles.update({i: "sample_carrier_edge" for i in s.lines})
+        # A cover glass edge can run within the slide edge's tolerance (24 mm on 25 mm).
+        roles.update(
+            {
+                i: "sample_carrier_edge"
+                for i in s.lines
+                if lines[i].shape_class not in COVER_GLASS_EDGE_CLASSES
+            }
+        )
     # Cover glasses lie on a slide: with a slide found, only edges on it can be theirs.
     free = [
         i

@@ -11,7 +11,8 @@ from google.protobuf import json_format
 from samplescout.fuse.localize import localize
 from samplescout.fuse.state import FuseState
 
-from samplescout.contracts import PROTO_TO_CARRIER, Structure
+from samplescout.contracts import PROTO_TO_CARRIER, Structure, pose_from_proto
+from samplescout.geometry import FrameGeometry
 from samplescout.result import assemble_result
 from samplescout.sessions import EventSink, StateStore
 from samplescout.v1 import pipeline_pb2
@@ -84,6 +85,22 @@ class FuseWorker:
                 if index in doc["frames"]:
                     return  # a redelivered frame changes nothing
                 fuse.add([Structure.from_proto(s) for s in msg.structures])
+                f = msg.frame
+                fuse.add_frame(
+                    f.index,
+                    FrameGeometry(pose_from_proto(f.pose), f.width, f.height).footprint_mm(),
+                )
+                fuse.add_barcodes(
+                    f.index,
+                    [
+                        {
+                            "format": b.format,
+                            "text": b.text,
+                            "polygon_mm": [(p.x, p.y) for p in b.polygon_mm],
+                        }
+                        for b in msg.barcodes
+                    ],
+                )
                 doc["fuse"] = fuse.to_dict()
                 doc["frames"][index] = json_format.MessageToDict(
                     msg.stats,

@@ -389,12 +389,15 @@ def train_model(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
     n = len(cs)
+    # Rare classes (a slide shows few cover-glass edges, many wells) are drawn more often.
+    counts = torch.bincount(data["shape"], minlength=len(STRUCTURE_CLASSES)).float()
+    weights = 1.0 / counts[data["shape"]].sqrt()
     ema = None
     hist: list[float] = []
     t0 = time.perf_counter()
     step = 0
     for step in range(1, steps + 1):
-        idx = torch.randint(0, n, (min(batch, n),), generator=gen)
+        idx = torch.multinomial(weights, min(batch, n), replacement=True, generator=gen)
         t = {k: v[idx] for k, v in data.items()}
         t["x"], t["geometry"] = _augment(t["x"], t["geometry"], gen)
         loss = loss_fn(model(t["x"]), t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from samplescout.identify.base import Identifier
+from samplescout.identify.labels import code_boxes, read_codes
 
 from samplescout import bus as streams
 from samplescout.bus import Bus
@@ -12,7 +13,7 @@ from samplescout.contracts import Region, pose_from_proto
 from samplescout.framestore import FrameStore
 from samplescout.geometry import FrameGeometry
 from samplescout.sessions import EventSink
-from samplescout.v1 import pipeline_pb2
+from samplescout.v1 import pipeline_pb2, types_pb2
 
 
 class IdentifyWorker:
@@ -55,6 +56,10 @@ class IdentifyWorker:
         bytes_before = self._store.bytes_moved(key)[1]
         crops = [(r, self._store.crop(key, r.box_px)) for r in regions]
         structures = self._identifier.identify(crops, geometry)
+        # Codes on the label: read around the code-like crops (counted as pixels read).
+        codes = read_codes(
+            [(box, self._store.crop(key, box)) for box in code_boxes(crops, geometry)], geometry
+        )
         stats = pipeline_pb2.FrameStats()
         stats.CopyFrom(msg.stats)
         stats.identify_seconds = time.perf_counter() - t0
@@ -66,6 +71,14 @@ class IdentifyWorker:
             frame=frame,
             structures=[s.to_proto() for s in structures],
             stats=stats,
+            barcodes=[
+                types_pb2.Barcode(
+                    format=c["format"],
+                    text=c["text"],
+                    polygon_mm=[types_pb2.Point2(x=x, y=y) for x, y in c["polygon_mm"]],
+                )
+                for c in codes
+            ],
         )
         self._bus.publish(streams.STRUCTURES, out.SerializeToString())
         self._events.emit(

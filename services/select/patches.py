@@ -13,20 +13,20 @@ from samplescout.geometry import FrameGeometry
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     """Greedy non-maximum suppression; ties broken by position (deterministic)."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], boxes[i, 1], boxes[i, 0]))
+    if len(scores) == 0:
+        return []
+    b = boxes.astype(np.float64)
+    order = np.lexsort((b[:, 0], b[:, 1], -np.asarray(scores, np.float64)))
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     keep: list[int] = []
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    for i in order:
-        ok = True
-        for k in keep:
-            ix = max(0, min(boxes[i, 2], boxes[k, 2]) - max(boxes[i, 0], boxes[k, 0]))
-            iy = max(0, min(boxes[i, 3], boxes[k, 3]) - max(boxes[i, 1], boxes[k, 1]))
-            inter = ix * iy
-            if inter / (area[i] + area[k] - inter) > iou:
-                ok = False
-                break
-        if ok:
-            keep.append(i)
+    while len(order):
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        ix = np.clip(np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]), 0, None)
+        iy = np.clip(np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]), 0, None)
+        inter = ix * iy
+        order = rest[inter / (area[i] + area[rest] - inter) <= iou]
     return keep
 
 
@@ -50,8 +50,8 @@ class PatchSelector:
         self,
         model: torch.nn.Module,
         *,
-        threshold: float = 0.5,
-        nms_iou: float = 0.3,
+        threshold: float = 0.6,
+        nms_iou: float = 0.2,
         margin_px: int = 8,
         device: torch.device | None = None,
         name: str = "select-patch",

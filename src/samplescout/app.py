@@ -256,6 +256,7 @@ class SessionManager:
         self._states: dict[str, tuple[SessionState, str]] = {}
         self._cancel: dict[str, threading.Event] = {}
         self._uploads: dict[str, UploadSource] = {}
+        self._owners: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     def _source(self, request: SessionRequest) -> FrameSource:
@@ -307,6 +308,7 @@ class SessionManager:
         with self._lock:
             self._states[sid] = (SessionState.RUNNING, "")
             self._cancel[sid] = cancel
+            self._owners[sid] = request.owner
             if isinstance(source, UploadSource):
                 self._uploads[sid] = source
 
@@ -346,6 +348,10 @@ class SessionManager:
             if upload is not None:
                 upload.close()
         return state
+
+    def owner(self, session_id: str) -> str | None:
+        with self._lock:
+            return self._owners.get(session_id)
 
     def upload(self, session_id: str, index: int, image: np.ndarray, pose: Pose) -> int:
         with self._lock:
@@ -520,6 +526,7 @@ class DistributedRunner:
                 raise InputError("request", "upload.frame_count", "must be >= 1")
             spec = self._spec(request, request.upload_frames, "upload")
             self._b.state.set(upload_key(spec.session_id), spec.SerializeToString())
+            self._record_owner(spec.session_id, request.owner)
             self._started(spec)
             return spec.session_id
         if not (request.bundle_path or request.microscope):
@@ -531,6 +538,7 @@ class DistributedRunner:
         if source.carrier and not request.carrier:
             spec.carrier = CARRIER_TO_PROTO[source.carrier]
         spec.context.update({**source.context, **request.context})
+        self._record_owner(spec.session_id, request.owner)
         self._started(spec)
         acquire = pipeline_pb2.AcquireRequest(session=spec)
         if request.bundle_path:
@@ -545,6 +553,7 @@ class DistributedRunner:
         if request.frames:
             spec = self._spec(request, len(request.frames), "request")
             sid = spec.session_id
+            self._record_owner(sid, request.owner)
             self._started(spec)
             for index, (image, pose) in enumerate(request.frames):
                 self._acquire.submit(spec, index, image, pose)
@@ -563,6 +572,14 @@ class DistributedRunner:
                 break
         self._b.state.set(cancel_key(sid), b"1")
         raise DeadlineExceeded(f"session {sid}: no result within {timeout:.1f} s")
+
+    def _record_owner(self, session_id: str, owner: str | None) -> None:
+        if owner is not None:
+            self._b.state.set(f"samplescout:owner:{session_id}", owner.encode())
+
+    def owner(self, session_id: str) -> str | None:
+        raw = self._b.state.get(f"samplescout:owner:{session_id}")
+        return None if raw is None else raw.decode()
 
     def _started(self, spec: pipeline_pb2.SessionSpec) -> None:
         self.events.emit(

@@ -124,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus /metrics port (0: off)")
     p.add_argument("--consumer", help="consumer name in the group (default: host name)")
+    p.add_argument("--tls-cert", type=Path, help="control: server certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="control: server private key (PEM)")
+    p.add_argument(
+        "--tls-ca", type=Path, help="control: client CA (PEM); clients then need certificates"
+    )
+    p.add_argument(
+        "--tokens",
+        type=Path,
+        help='control: JSON file {"<token>": "<identity>"}; calls need "authorization: Bearer"',
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="control: allow plain text on a non-loopback address",
+    )
     p.add_argument(
         "--bundle-root",
         type=Path,
@@ -131,6 +146,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _pipeline_options(p, carrier=False)
     _add_train_parser(sub)
+
+    p = sub.add_parser(
+        "eval",
+        help="score localization against simulator ground truth over a set of bundles",
+        description="Localize every bundle of SET_DIR that holds ground_truth.json (or read "
+        "its result.json with --precomputed), match samples greedily by IoU >= 0.5 and print "
+        "recall, precision, mean IoU, median centre error and the share of holders with every "
+        "sample found, per carrier, per carrier/profile and overall. With --make-set the set "
+        "is simulated first (existing bundles are kept).",
+    )
+    p.add_argument("set_dir", type=Path, help="directory of bundles with ground_truth.json")
+    p.add_argument("--out", type=Path, help="write the table (and per-holder rows) as JSON")
+    p.add_argument("--precomputed", action="store_true", help="score <bundle>/result.json")
+    p.add_argument(
+        "--recognise-carrier",
+        action="store_true",
+        help="ignore the manifests' carrier, so carrier recognition is measured too",
+    )
+    p.add_argument("--make-set", action="store_true", help="simulate the set into SET_DIR first")
+    p.add_argument("--seeds", default="100-107", help="seeds for --make-set, e.g. 100-107,120")
+    p.add_argument("--difficulty", choices=("easy", "hard"), default="hard")
+    p.add_argument(
+        "--profiles", default="wide,narrow", help="camera profiles for --make-set (comma list)"
+    )
+    p.add_argument(
+        "--carriers", default=",".join(CARRIER_CHOICES), help="carriers for --make-set"
+    )
+    p.add_argument("--frame-scale", type=float, default=1.0, help="frame scale for --make-set")
+    _pipeline_options(p, carrier=False)
     return parser
 
 
@@ -312,7 +356,21 @@ def cmd_serve(ns: argparse.Namespace, settings: Settings) -> int:
             runner = app.SessionManager(
                 app.EmbeddedPipeline(settings=settings), bundle_root=ns.bundle_root
             )
-        serve_control(runner, address=ns.grpc or "127.0.0.1:50051", stop=stop)
+        from samplescout.security import TlsFiles, load_tokens
+
+        if (ns.tls_cert is None) != (ns.tls_key is None):
+            raise InputError("serve", "--tls-cert/--tls-key", "give both or neither")
+        if ns.tls_ca is not None and ns.tls_cert is None:
+            raise InputError("serve", "--tls-ca", "needs --tls-cert and --tls-key")
+        tls = TlsFiles(ns.tls_cert, ns.tls_key, ns.tls_ca) if ns.tls_cert else None
+        serve_control(
+            runner,
+            address=ns.grpc or "127.0.0.1:50051",
+            stop=stop,
+            tls=tls,
+            tokens=load_tokens(ns.tokens) if ns.tokens else None,
+            insecure=ns.insecure,
+        )
         return 0
     if not settings.redis_url:
         raise InputError(
@@ -396,12 +454,54 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout import evaluate
+    from samplescout.atomic import write_json_atomic
+
+    if ns.make_set:
+        try:
+            seeds = evaluate.parse_seeds(ns.seeds)
+        except ValueError as exc:
+            raise InputError("eval", "--seeds", str(exc)) from None
+        carriers = [c for c in ns.carriers.split(",") if c]
+        profiles = [p for p in ns.profiles.split(",") if p]
+        if not set(carriers) <= set(CARRIER_CHOICES):
+            raise InputError("eval", "--carriers", f"one or more of {', '.join(CARRIER_CHOICES)}")
+        if not set(profiles) <= {"wide", "narrow"}:
+            raise InputError("eval", "--profiles", "wide and/or narrow")
+        if not 0 < ns.frame_scale <= 1:
+            raise InputError("eval", "--frame-scale", "must be in (0, 1]")
+        made = evaluate.make_set(
+            ns.set_dir,
+            seeds=seeds,
+            difficulty=ns.difficulty,
+            profiles=profiles,
+            carriers=carriers,
+            frame_scale=ns.frame_scale,
+        )
+        print(f"set {ns.set_dir}/: {len(made)} bundles")
+    if not ns.set_dir.is_dir():
+        raise InputError(str(ns.set_dir), "set_dir", "not a directory")
+    localizer = (
+        None
+        if ns.precomputed
+        else evaluate.pipeline_localizer(settings, recognise_carrier=ns.recognise_carrier)
+    )
+    doc = evaluate.evaluate_set(ns.set_dir, localize=localizer, precomputed=ns.precomputed)
+    print(evaluate.format_table(doc))
+    if ns.out:
+        write_json_atomic(ns.out, doc)
+        print(f"wrote {ns.out}")
+    return 0
+
+
 COMMANDS = {
     "simulate": cmd_simulate,
     "localize": cmd_localize,
     "demo": cmd_demo,
     "serve": cmd_serve,
     "train": cmd_train,
+    "eval": cmd_eval,
 }
 
 

@@ -127,7 +127,7 @@ def score_holder(
     )
 
 
-def summarize(scores: Iterable[HolderScore]) -> dict[str, float | int]:
+def summarize(scores: Iterable[HolderScore]) -> dict[str, float | int | None]:
     """The metrics of the module docstring over some holders."""
     items = list(scores)
     n_truth = sum(s.n_truth for s in items)
@@ -141,7 +141,7 @@ def summarize(scores: Iterable[HolderScore]) -> dict[str, float | int]:
         "recall": len(ious) / n_truth if n_truth else 1.0,
         "precision": len(ious) / n_found if n_found else 1.0,
         "mean_iou": float(np.mean(ious)) if ious else 0.0,
-        "median_center_error_mm": float(np.median(errs)) if errs else math.nan,
+        "median_center_error_mm": float(np.median(errs)) if errs else None,
         "all_found": sum(s.all_found for s in items) / n,
         "carrier_correct": sum(s.carrier_correct for s in items) / n,
         "seconds": sum(s.seconds for s in items) / n,
@@ -183,9 +183,11 @@ def format_table(doc: Mapping[str, Any]) -> str:
     )
     lines = [head, "-" * len(head)]
     for name, r in doc["rows"].items():
+        err = r["median_center_error_mm"]
+        err_text = f"{err:>7.3f}" if err is not None else f"{'-':>7}"
         lines.append(
             f"{name:<26} {r['holders']:>7d} {r['samples']:>7d} {r['recall']:>7.3f} "
-            f"{r['precision']:>7.3f} {r['mean_iou']:>7.3f} {r['median_center_error_mm']:>7.3f} "
+            f"{r['precision']:>7.3f} {r['mean_iou']:>7.3f} {err_text} "
             f"{r['all_found']:>7.2f} {r['carrier_correct']:>7.2f} {r['seconds']:>7.2f}"
         )
     return "\n".join(lines)

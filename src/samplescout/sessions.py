@@ -150,6 +150,8 @@ class SessionRequest:
     microscope: str | None = None
     frames: tuple[tuple[np.ndarray, Pose], ...] = ()
     upload_frames: int = 0
+    #: The authenticated identity that asked (``None`` when authentication is off).
+    owner: str | None = None
     carrier: str | None = None
     context: Mapping[str, str] = field(default_factory=dict)
     method: str | None = None
@@ -169,6 +171,7 @@ class SessionRunner(Protocol):
     - ``upload`` adds frame ``index`` to a session started with ``upload_frames``
       (each index once, in any order) and returns how many frames it has received.
     - ``cancel`` asks a running session to stop; ``state``/``result`` report on it.
+    - ``owner`` is the identity that started the session (``None``: nobody/unknown).
     """
 
     events: EventLog
@@ -180,6 +183,8 @@ class SessionRunner(Protocol):
     def upload(self, session_id: str, index: int, image: np.ndarray, pose: Pose) -> int: ...
 
     def cancel(self, session_id: str) -> SessionState: ...
+
+    def owner(self, session_id: str) -> str | None: ...
 
     def state(self, session_id: str) -> tuple[SessionState, str]: ...
 
