@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samplescout.fuse import FuseState, localize
-from samplescout.identify.classical import ClassicalIdentifier, full_frame_regions
-from samplescout.select.classical import ClassicalSelector
 
 from samplescout.bundle import open_bundle
 from samplescout.coarse import make_coarse, to_gray_float
+from samplescout.fuse import FuseState, localize
 from samplescout.geometry import polygon_iou
+from samplescout.identify.classical import ClassicalIdentifier, full_frame_regions
+from samplescout.select.classical import ClassicalSelector
 
 simulator = pytest.importorskip("samplescout.acquire.simulator")
 
@@ -85,3 +85,38 @@ def test_classical_full_resolution_baseline(tmp_path: Path) -> None:
     )
     truth = json.loads((path / "ground_truth.json").read_text())
     assert min(_match(run_classical(path, "classical"), truth)) >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("carrier", "seed"),
+    [("slide", 0), ("multiwell", 3), ("chamber_slide", 0), ("petri_dish", 0)],
+)
+def test_every_carrier_end_to_end_on_an_easy_wide_bundle(
+    tmp_path: Path, carrier: str, seed: int
+) -> None:
+    """The embedded pipeline on one wide frame (half resolution, for speed): carrier
+    recognised, every sample found (IoU >= 0.5), plate pose per SPEC."""
+    from samplescout.acquire.sources import BundleSource
+    from samplescout.app import EmbeddedPipeline
+    from samplescout.config import Settings
+    from samplescout.evaluate import score_holder
+    from samplescout.result import validate_result
+
+    path = simulator.simulate(
+        tmp_path / "b", carrier=carrier, profile="wide", seed=seed, frame_scale=0.5
+    )
+    truth = json.loads((path / "ground_truth.json").read_text())
+    result = EmbeddedPipeline(settings=Settings()).run(
+        BundleSource(open_bundle(path)), carrier="unknown"
+    )
+    assert validate_result(result) == []
+    assert result["carrier"] == carrier
+    score = score_holder(result, truth)
+    assert score.all_found and score.n_found == score.n_truth
+    if carrier == "multiwell":
+        plate, true_plate = result["plate"], truth["plate"]
+        assert set(plate) == set(true_plate)
+        assert plate["wells"] == true_plate["wells"]
+        assert [s["label"] for s in result["samples"]] == [s["label"] for s in truth["samples"]]
+    else:
+        assert result["plate"] is None

@@ -5,10 +5,10 @@ import math
 import random
 
 import numpy as np
-from samplescout.fuse import FuseState, localize
-from samplescout.fuse.state import fuse_lines
 
 from samplescout.contracts import Region, Structure
+from samplescout.fuse import FuseState, localize
+from samplescout.fuse.state import fuse_lines
 from samplescout.geometry import polygon_iou, rectangle_polygon
 
 _COUNTER = iter(range(10**6))

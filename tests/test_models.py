@@ -7,20 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from samplescout.identify import train as identify_train
-from samplescout.identify.base import Identifier
-from samplescout.identify.net import NetIdentifier, load_identifier
-from samplescout.select import train as select_train
-from samplescout.select.base import Selector
-from samplescout.select.model import SelectUNet, prepare_input
-from samplescout.select.net import NetSelector, load_selector
-from samplescout.select.patches import PatchSelector
 
 from samplescout.annotate import annotate_frame, render_frames
 from samplescout.coarse import make_coarse
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, Pose
+from samplescout.identify import train as identify_train
+from samplescout.identify.base import Identifier
+from samplescout.identify.net import NetIdentifier, load_identifier
 from samplescout.registry import Registry
+from samplescout.select import train as select_train
+from samplescout.select.base import Selector
+from samplescout.select.model import SelectUNet, prepare_input
+from samplescout.select.net import NetSelector, load_selector
+from samplescout.select.patches import PatchSelector
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from samplescout.select.model import SelectUNet
 
 from samplescout.registry import Registry, shipped_root
+from samplescout.select.model import SelectUNet
 
 
 def _save(reg: Registry, name: str, task: str, context: dict, seed: int = 0, aliases=()):

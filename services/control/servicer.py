@@ -13,7 +13,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from samplescout.bundle import decode_image_bytes
+from samplescout.bundle import MAX_FRAMES, decode_image_bytes
 from samplescout.contracts import PROTO_TO_CARRIER, pose_from_proto
 from samplescout.errors import DeadlineExceeded, InputError, SampleScoutError
 from samplescout.geometry import Pose
@@ -129,8 +129,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             owner=current_identity.get(),
         )
         try:
-            if which == "upload" and request.upload.frame_count < 1:
-                raise InputError("request", "upload.frame_count", "must be >= 1")
+            if which == "upload" and not 1 <= request.upload.frame_count <= MAX_FRAMES:
+                raise InputError("request", "upload.frame_count", f"must be in [1, {MAX_FRAMES}]")
             sid = self._runner.start(req)
         except InputError as exc:
             invalid_argument(context, exc)

@@ -148,7 +148,8 @@ def _fit_axis(
     for n in (1, 2, 4):
         coef = _edge_coefficients(n)
         walls: tuple[float, ...] = (0.0,) if n == 1 else cfg.inner_walls_mm
-        best_score, best_cells = -1.0, ()
+        best_score = -1.0
+        best_cells: tuple[tuple[float, float], ...] = ()
         for a, b in itertools.combinations(range(len(coef)), 2):
             da = coef[b] - coef[a]
             if da[0] == 0:

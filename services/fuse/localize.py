@@ -18,6 +18,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from samplescout.fuse.chambers import ChamberFit, fit_chambers
 from samplescout.fuse.plate import (
     SBS_SIZE_MM,
@@ -36,7 +37,6 @@ from samplescout.fuse.state import (
     fuse_lines,
     merge_barcodes,
 )
-
 from samplescout.geometry import (
     circle_polygon,
     normalize_angle_deg,
@@ -213,7 +213,7 @@ class _Evidence:
 
     @property
     def slides(self) -> list[Rect]:
-        return self._get(  # type: ignore[no-any-return]
+        return self._get(
             "slides",
             lambda: _exclusive(
                 _rect_candidates(
@@ -232,7 +232,7 @@ class _Evidence:
             )
             return cands[0] if cands else None
 
-        return self._get("plate_body", make)  # type: ignore[no-any-return]
+        return self._get("plate_body", make)
 
     @property
     def plate(self) -> PlateFit | None:
@@ -252,7 +252,7 @@ class _Evidence:
             ]
             return fit_plate(arcs_of(self.entries), short, pb, strong)
 
-        return self._get("plate", make)  # type: ignore[no-any-return]
+        return self._get("plate", make)
 
     @property
     def dish_ring(self) -> CircleSource | None:
@@ -268,7 +268,7 @@ class _Evidence:
                 default=None,
             )
 
-        return self._get("dish_ring", make)  # type: ignore[no-any-return]
+        return self._get("dish_ring", make)
 
     @property
     def chambers(self) -> ChamberFit | None:
@@ -289,7 +289,7 @@ class _Evidence:
                 s.angle_deg,
             )
 
-        return self._get("chambers", make)  # type: ignore[no-any-return]
+        return self._get("chambers", make)
 
 
 def recognise_carrier(ev: _Evidence) -> str:

@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from google.protobuf import json_format
-from samplescout.fuse.localize import localize
-from samplescout.fuse.state import FuseState
 
 from samplescout.contracts import PROTO_TO_CARRIER, Structure, pose_from_proto
+from samplescout.fuse.localize import localize
+from samplescout.fuse.state import FuseState
 from samplescout.geometry import FrameGeometry
 from samplescout.result import assemble_result
 from samplescout.sessions import EventSink, StateStore

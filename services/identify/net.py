@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from samplescout.identify.model import IdentifyNet, crop_offset, prepare_crop
 
 from samplescout.annotate import ELEMENT_CLASSES, SIZE_CLASSES
 from samplescout.contracts import STRUCTURE_CLASSES, Region, Structure
 from samplescout.geometry import FrameGeometry
+from samplescout.identify.model import IdentifyNet, crop_offset, prepare_crop
 from samplescout.registry import ModelRecord, Registry
 
 _NO_GEOMETRY = frozenset({"no_structure", "label"})

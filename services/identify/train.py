@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from samplescout.identify.model import IdentifyNet, prepare_crop
 
 from samplescout.annotate import (
     ELEMENT_CLASSES,
@@ -32,6 +31,7 @@ from samplescout.annotate import (
 from samplescout.coarse import to_gray_float
 from samplescout.contracts import STRUCTURE_CLASSES
 from samplescout.geometry import FrameGeometry
+from samplescout.identify.model import IdentifyNet, prepare_crop
 from samplescout.registry import ModelRecord, Registry, data_hash
 
 ROUND_CLASSES = frozenset({"round_cover_glass_edge", "round_structure", "well"})
@@ -377,9 +377,14 @@ def train_model(
     lr: float = 2e-3,
     seed: int = 0,
     width: int | None = None,
+    balanced: bool = False,
     log: bool = True,
 ) -> tuple[IdentifyNet, dict[str, Any]]:
-    """Adam until the smoothed loss reaches ``loss_threshold`` or ``steps``."""
+    """Adam until the smoothed loss reaches ``loss_threshold`` or ``steps``.
+
+    ``balanced`` draws crops with probability ~ 1/sqrt(class count) (rare classes more
+    often); the shipped model was trained without it.
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     size = int(cs.x[0].shape[-1])
@@ -397,7 +402,10 @@ def train_model(
     t0 = time.perf_counter()
     step = 0
     for step in range(1, steps + 1):
-        idx = torch.multinomial(weights, min(batch, n), replacement=True, generator=gen)
+        if balanced:
+            idx = torch.multinomial(weights, min(batch, n), replacement=True, generator=gen)
+        else:
+            idx = torch.randint(0, n, (min(batch, n),), generator=gen)
         t = {k: v[idx] for k, v in data.items()}
         t["x"], t["geometry"] = _augment(t["x"], t["geometry"], gen)
         loss = loss_fn(model(t["x"]), t)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 
-from samplescout.identify.base import Identifier
-from samplescout.identify.labels import code_boxes, read_codes
-
 from samplescout import bus as streams
 from samplescout.bus import Bus
 from samplescout.contracts import Region, pose_from_proto
 from samplescout.framestore import FrameStore
 from samplescout.geometry import FrameGeometry
+from samplescout.identify.base import Identifier
+from samplescout.identify.labels import code_boxes, read_codes
 from samplescout.sessions import EventSink
 from samplescout.v1 import pipeline_pb2, types_pb2
 

@@ -7,12 +7,12 @@ import math
 import cv2
 import numpy as np
 import torch
-from samplescout.select.model import ARCHITECTURES, fuse_for_inference, pad_to, prepare_input
 
 from samplescout.coarse import coarse_box_to_full
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, normalize_angle_deg
 from samplescout.registry import ModelRecord, Registry
+from samplescout.select.model import ARCHITECTURES, fuse_for_inference, pad_to, prepare_input
 
 
 def pick_device() -> torch.device:

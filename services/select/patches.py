@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from samplescout.select.model import PatchNet, pad_to, prepare_input
-from samplescout.select.net import make_region, orientation_map, pick_device, tile_angle
 
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry
+from samplescout.select.model import PatchNet, pad_to, prepare_input
+from samplescout.select.net import make_region, orientation_map, pick_device, tile_angle
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:

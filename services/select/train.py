@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
 
 from samplescout.annotate import (
     IGNORE,
@@ -28,6 +27,7 @@ from samplescout.annotate import (
 )
 from samplescout.coarse import DEFAULT_FACTOR, make_coarse
 from samplescout.registry import ModelRecord, Registry, data_hash
+from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
 
 CLASS_WEIGHTS = (1.0, 4.0, 1.0, 1.0)
 

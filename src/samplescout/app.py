@@ -362,7 +362,13 @@ class SessionManager:
 
     def state(self, session_id: str) -> tuple[SessionState, str]:
         with self._lock:
-            return self._states.get(session_id, (SessionState.UNKNOWN, ""))
+            known = self._states.get(session_id, (SessionState.UNKNOWN, ""))
+        if known[0] is SessionState.RUNNING:
+            # The terminal event comes before the worker thread records the outcome.
+            events = self.events.events(session_id)
+            if events and events[-1].kind in TERMINAL_STATE:
+                return TERMINAL_STATE[events[-1].kind], events[-1].message
+        return known
 
     def result(self, session_id: str) -> dict[str, Any] | None:
         return self.pipeline.result(session_id)
@@ -688,3 +694,120 @@ def run_worker_service(
             health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
             health_server.stop(5)
         log.warning("worker stopped", service=name, handled=consumer.handled)
+
+
+# --- adaptive overview path ----------------------------------------------------------
+# (imports here rather than at the top so this section is one self-contained addition)
+
+from collections.abc import Iterator  # noqa: E402
+
+from samplescout.acquire.sources import AcquiredFrame  # noqa: E402
+from samplescout.control.adaptive import AdaptiveConfig, AdaptivePlanner, Step  # noqa: E402
+from samplescout.microscope import Microscope  # noqa: E402
+
+
+def latest_localization(events: EventLog, session_id: str) -> dict[str, Any] | None:
+    """The newest result document a session's fuse stage published (``None``: none yet)."""
+    for event in reversed(events.events(session_id)):
+        if event.result.json and event.kind in (
+            pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
+            pipeline_pb2.SESSION_EVENT_KIND_DONE,
+        ):
+            return json.loads(event.result.json)  # type: ignore[no-any-return]
+    return None
+
+
+class AdaptiveSource:
+    """Frames along an adaptive overview path (a :class:`FrameSource` with ``frame_count`` 0).
+
+    Before every frame it asks ``localization()`` for the result so far (with an
+    :class:`EmbeddedPipeline` run ``progressive=True`` that is the newest
+    ``LOCALIZATION_UPDATED`` event of the session), lets the
+    :class:`~samplescout.control.adaptive.AdaptivePlanner` choose the next centre, moves
+    the microscope there and snaps. It ends when the planner stops.
+
+    Parameters
+    ----------
+    microscope
+        Any :class:`~samplescout.microscope.Microscope` driver.
+    localization
+        Returns the latest result document of this session, or ``None``.
+    carrier
+        Overrides the microscope's carrier for planning.
+    config
+        Planner tuning (:class:`~samplescout.control.adaptive.AdaptiveConfig`).
+    """
+
+    frame_count = 0
+
+    def __init__(
+        self,
+        microscope: Microscope,
+        localization: Callable[[], Mapping[str, Any] | None],
+        *,
+        carrier: str | None = None,
+        config: AdaptiveConfig | None = None,
+    ) -> None:
+        info = microscope.describe()
+        self._microscope = microscope
+        self._localization = localization
+        self.name = info.name
+        self.carrier = carrier or info.carrier
+        self.context = dict(info.context)
+        self.planner = AdaptivePlanner(info, carrier=self.carrier, config=config)
+        self.taken: list[tuple[float, float]] = []
+
+    @property
+    def steps(self) -> list[Step]:
+        """The planner's decisions so far (the last one is the stop)."""
+        return self.planner.steps
+
+    def frames(self) -> Iterator[AcquiredFrame]:
+        index = 0
+        while True:
+            step = self.planner.next(self._localization())
+            if step.center_mm is None:
+                log.info("adaptive path done", frames=index, reason=step.reason)
+                return
+            reached = self._microscope.move_to(step.center_mm)
+            t0 = time.perf_counter()
+            image, pose = self._microscope.snap()
+            self.planner.record_frame(pose, int(image.shape[1]), int(image.shape[0]))
+            self.taken.append((float(reached[0]), float(reached[1])))
+            yield AcquiredFrame(index, image, pose, "", time.perf_counter() - t0)
+            index += 1
+
+
+def localize_adaptive(
+    microscope: Microscope,
+    settings: Settings,
+    *,
+    carrier: str | None = None,
+    config: AdaptiveConfig | None = None,
+    pipeline: EmbeddedPipeline | None = None,
+    session_id: str | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Localize a live holder along an adaptive overview path.
+
+    Returns
+    -------
+    tuple
+        The SPEC result document and the number of frames snapped.
+    """
+    pipe = pipeline or EmbeddedPipeline(settings=settings)
+    sid = session_id or uuid.uuid4().hex
+    source = AdaptiveSource(
+        microscope,
+        lambda: latest_localization(pipe.events, sid),
+        carrier=carrier,
+        config=config,
+    )
+    result = pipe.run(source, session_id=sid, carrier=carrier, progressive=True)
+    result.setdefault("stats", {})["adaptive"] = {
+        "frames": len(source.taken),
+        "raster_frames": source.planner.max_frames,
+        "stop": source.steps[-1].reason if source.steps else "",
+        "path_mm": [[round(x, 4), round(y, 4)] for x, y in source.taken],
+        "reasons": [step.reason for step in source.steps],
+    }
+    return result, len(source.taken)

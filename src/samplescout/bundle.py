@@ -7,13 +7,14 @@ bundle and the field, before any frame is processed.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -29,6 +30,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_FRAMES = 10_000
 MAX_FRAME_PIXELS = 64_000_000
+MAX_IMAGE_BYTES = 512 * 1024 * 1024
+#: Even a blank frame needs about one byte per thousand pixels in PNG/JPEG/TIFF.
+MAX_PIXELS_PER_BYTE = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,31 +205,53 @@ def _check_relative(file: str, label: str, fld: str, root: Path | None) -> None:
 
 def probe_image_file(path: Path, label: str, fld: str) -> tuple[int, int]:
     """Return ``(width, height)`` from the image header only, rejecting bad or huge images."""
+    try:
+        with path.open("rb") as fh:
+            return _probe(fh, repr(path.name), label, fld, path.stat().st_size)
+    except OSError as exc:
+        raise InputError(label, fld, f"cannot read {path.name!r} ({exc.strerror})") from None
+
+
+def _probe(fh: BinaryIO, what: str, label: str, fld: str, nbytes: int) -> tuple[int, int]:
+    """Header check with Pillow: format, size limits, before any pixel is decoded.
+
+    A file that claims far more pixels than its bytes can plausibly hold (a
+    decompression bomb) is refused too.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with Image.open(fh) as im:
             width, height = im.size
             fmt = im.format
     except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError):
-        raise InputError(
-            label, fld, f"{path.name!r} is not a readable PNG, JPEG or TIFF image"
-        ) from None
+        raise InputError(label, fld, f"{what} is not a readable PNG, JPEG or TIFF image") from None
     except OSError as exc:
-        raise InputError(label, fld, f"cannot read {path.name!r} ({exc})") from None
+        raise InputError(label, fld, f"{what} is not a readable image ({exc})") from None
     if fmt not in ("PNG", "JPEG", "TIFF"):
-        raise InputError(label, fld, f"{path.name!r} is {fmt}, not PNG, JPEG or TIFF")
+        raise InputError(label, fld, f"{what} is {fmt}, not PNG, JPEG or TIFF")
     if width < 16 or height < 16:
         raise InputError(label, fld, f"image too small ({width}x{height})")
     if width * height > MAX_FRAME_PIXELS:
         raise InputError(label, fld, f"image has more than {MAX_FRAME_PIXELS} pixels")
+    if width * height > MAX_PIXELS_PER_BYTE * max(nbytes, 1):
+        raise InputError(
+            label, fld, f"{width}x{height} pixels in {nbytes} bytes: not a plausible image"
+        )
     return int(width), int(height)
 
 
 def decode_image_bytes(data: bytes, label: str, fld: str) -> np.ndarray:
-    """Decode PNG/JPEG/TIFF bytes keeping bit depth; raise :class:`InputError` if unreadable."""
+    """Decode PNG/JPEG/TIFF bytes keeping bit depth; raise :class:`InputError` if unreadable.
+
+    The header is checked first (format, dimensions, pixel count), so hostile bytes are
+    rejected before the decoder allocates anything large.
+    """
     if not data:
         raise InputError(label, fld, "empty image file")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InputError(label, fld, f"image larger than {MAX_IMAGE_BYTES} bytes")
+    _probe(io.BytesIO(data), "image", label, fld, len(data))
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from samplescout import __version__
 from samplescout.config import Method, Settings
 from samplescout.errors import InputError, SampleScoutError
+from samplescout.progress import ProgressBar
 
 CARRIER_CHOICES = ("slide", "multiwell", "chamber_slide", "petri_dish")
 
@@ -40,6 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=("console", "json"), help="log line format on stderr"
     )
     parser.add_argument("--log-level", help="debug, info, warning (default), error")
+    parser.add_argument(
+        "--json",
+        dest="log_format",
+        action="store_const",
+        const="json",
+        help="JSON log lines on stderr (same as --log-format json); no progress bars",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars (they also stay off when stderr is not a terminal)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser(
@@ -81,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("result.json"), help="result JSON path")
     p.add_argument("--overlay", type=Path, help="also write an overlay PNG")
+    p.add_argument(
+        "--report", type=Path, help="also write a self-contained HTML report (docs/report.md)"
+    )
     _pipeline_options(p)
 
     p = sub.add_parser(
@@ -170,11 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profiles", default="wide,narrow", help="camera profiles for --make-set (comma list)"
     )
-    p.add_argument(
-        "--carriers", default=",".join(CARRIER_CHOICES), help="carriers for --make-set"
-    )
+    p.add_argument("--carriers", default=",".join(CARRIER_CHOICES), help="carriers for --make-set")
     p.add_argument("--frame-scale", type=float, default=1.0, help="frame scale for --make-set")
     _pipeline_options(p, carrier=False)
+    p = sub.add_parser(
+        "fuzz",
+        help="feed mutated images and manifests to the decoders for a bounded time",
+        description="Bounded fuzz run of the image decoders and the manifest parser: every "
+        "input must be decoded or refused with a named field, never crash.",
+    )
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -212,18 +235,21 @@ def _settings(ns: argparse.Namespace) -> Settings:
 
 def cmd_simulate(ns: argparse.Namespace, settings: Settings) -> int:
     from samplescout.acquire.simulator import simulate
+    from samplescout.progress import progress
 
     if ns.frame_scale <= 0 or ns.frame_scale > 1:
         raise InputError("simulate", "--frame-scale", "must be in (0, 1]")
-    out = simulate(
-        ns.out,
-        carrier=ns.carrier,
-        profile=ns.profile,
-        seed=ns.seed,
-        difficulty=ns.difficulty,
-        image_format=ns.image_format,
-        frame_scale=ns.frame_scale,
-    )
+    # simulate() has no per-frame hook yet: a spinner while it renders.
+    with progress(None, f"simulating {ns.carrier}", enabled=_progress_enabled(ns, settings)):
+        out = simulate(
+            ns.out,
+            carrier=ns.carrier,
+            profile=ns.profile,
+            seed=ns.seed,
+            difficulty=ns.difficulty,
+            image_format=ns.image_format,
+            frame_scale=ns.frame_scale,
+        )
     manifest = json.loads((out / "manifest.json").read_text())
     print(f"wrote {out}/ ({len(manifest['frames'])} frames, ground_truth.json)")
     return 0
@@ -234,6 +260,7 @@ def _localize(
 ) -> dict[str, Any]:
     from samplescout.acquire.drivers import open_source
     from samplescout.app import EmbeddedPipeline
+    from samplescout.progress import progress
 
     microscope = getattr(ns, "microscope", None)
     if (bundle_path is None) == (microscope is None):
@@ -242,7 +269,36 @@ def _localize(
         bundle_path=None if bundle_path is None else str(bundle_path), microscope=microscope
     )
     pipeline = EmbeddedPipeline(settings=settings)
-    return pipeline.run(source, carrier=getattr(ns, "carrier", None))
+    with progress(
+        source.frame_count or None,
+        f"localizing {source.name}",
+        enabled=_progress_enabled(ns, settings),
+    ) as bar:
+        return pipeline.run(_ProgressSource(source, bar), carrier=getattr(ns, "carrier", None))
+
+
+def _progress_enabled(ns: argparse.Namespace, settings: Settings) -> bool | None:
+    """False with --quiet or JSON logs, else None (bars when stderr is a terminal)."""
+    if getattr(ns, "quiet", False) or settings.log_format == "json":
+        return False
+    return None
+
+
+class _ProgressSource:
+    """A FrameSource that advances ``bar`` once the pipeline is done with each frame."""
+
+    def __init__(self, source: Any, bar: ProgressBar) -> None:
+        self._source = source
+        self._bar = bar
+        self.name: str = source.name
+        self.carrier: str | None = source.carrier
+        self.context: dict[str, str] = source.context
+        self.frame_count: int = source.frame_count
+
+    def frames(self) -> Iterator[Any]:
+        for frame in self._source.frames():
+            yield frame
+            self._bar.advance()
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -275,8 +331,14 @@ def cmd_localize(ns: argparse.Namespace, settings: Settings) -> int:
         if ns.bundle is None:
             raise InputError("localize", "--overlay", "needs a bundle (record one with simulate)")
         write_overlay(ns.overlay, open_bundle(ns.bundle, check_images=False), result)
+    if ns.report:
+        from samplescout.report import write_report
+
+        bundle = None if ns.bundle is None else open_bundle(ns.bundle, check_images=False)
+        write_report(ns.report, result, bundle=bundle, source=ns.microscope)
     print(_summary(result))
-    print(f"wrote {ns.out}" + (f" and {ns.overlay}" if ns.overlay else ""))
+    written = [str(p) for p in (ns.out, ns.overlay, ns.report) if p]
+    print("wrote " + ", ".join(written))
     return 0
 
 
@@ -286,19 +348,24 @@ def cmd_demo(ns: argparse.Namespace, settings: Settings) -> int:
     from samplescout.bundle import open_bundle
     from samplescout.geometry import polygon_iou
     from samplescout.overlay import write_overlay
+    from samplescout.progress import progress
+    from samplescout.report import write_report
 
     out: Path = ns.out_dir
-    bundle_dir = simulate(
-        out / "bundle",
-        carrier=ns.carrier,
-        profile=ns.profile,
-        seed=ns.seed,
-        frame_scale=ns.frame_scale,
-    )
+    with progress(None, f"simulating {ns.carrier}", enabled=_progress_enabled(ns, settings)):
+        bundle_dir = simulate(
+            out / "bundle",
+            carrier=ns.carrier,
+            profile=ns.profile,
+            seed=ns.seed,
+            frame_scale=ns.frame_scale,
+        )
     print(f"simulated {ns.carrier} holder ({ns.profile} camera) in {bundle_dir}/")
     result = _localize(bundle_dir, ns, settings)
     write_json_atomic(out / "result.json", result)
-    write_overlay(out / "overlay.png", open_bundle(bundle_dir, check_images=False), result)
+    bundle = open_bundle(bundle_dir, check_images=False)
+    write_overlay(out / "overlay.png", bundle, result)
+    write_report(out / "report.html", result, bundle=bundle)
     print(_summary(result))
     truth = json.loads((bundle_dir / "ground_truth.json").read_text())
     found = 0
@@ -309,7 +376,7 @@ def cmd_demo(ns: argparse.Namespace, settings: Settings) -> int:
         found += best >= 0.5
         print(f"  truth {gt['element']} {gt.get('label', '')}: best IoU {best:.3f}")
     print(f"found {found} of {len(truth['samples'])} samples (IoU >= 0.5)")
-    print(f"wrote {out / 'result.json'} and {out / 'overlay.png'}")
+    print(f"wrote {out / 'result.json'}, {out / 'overlay.png'} and {out / 'report.html'}")
     return 0
 
 
@@ -495,11 +562,23 @@ def cmd_eval(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_fuzz(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout import fuzz
+
+    counts = fuzz.run(seconds=ns.seconds, seed=ns.seed)
+    print(
+        f"fuzzed for {ns.seconds:.0f} s: {counts['images']} images, "
+        f"{counts['manifests']} manifests, no contract violation"
+    )
+    return 0
+
+
 COMMANDS = {
     "simulate": cmd_simulate,
     "localize": cmd_localize,
     "demo": cmd_demo,
     "serve": cmd_serve,
+    "fuzz": cmd_fuzz,
     "train": cmd_train,
     "eval": cmd_eval,
 }

@@ -62,7 +62,9 @@ def _to_display(img: np.ndarray) -> np.ndarray:
     return np.clip(f, 0, 255).astype(np.uint8)
 
 
-def _stitch(bundle: Bundle, max_side: int) -> tuple[np.ndarray, np.ndarray, float, list[np.ndarray]]:
+def _stitch(
+    bundle: Bundle, max_side: int
+) -> tuple[np.ndarray, np.ndarray, float, list[np.ndarray]]:
     """Frames warped into one canvas: (canvas, holder mm of pixel (0, 0), mm per px, footprints)."""
     frames = bundle.manifest.frames
     footprints: list[np.ndarray] = []

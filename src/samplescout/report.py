@@ -39,6 +39,7 @@ main { padding: 20px 28px 40px; max-width: 1400px; }
 section { background: #fff; border: 1px solid #dde3ea; border-radius: 8px;
           padding: 14px 18px; margin: 0 0 18px; }
 h2 { font-size: 17px; margin: 0 0 10px; }
+table + h2, div + h2 { margin-top: 18px; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin-bottom: 18px; }
 .card { background: #fff; border: 1px solid #dde3ea; border-radius: 8px;
         padding: 10px 16px; min-width: 140px; }
@@ -77,9 +78,10 @@ def _num(value: Any, fmt: str = ".3f", unit: str = "") -> str:
     return f"{value:{fmt}}{unit}"
 
 
-def _pair(values: Any, fmt: str = ".3f") -> str:
+def _pair(values: Any, fmt: str = ".3f", sep: str = ", ") -> str:
+    """Numbers of a list joined by ``sep`` (already HTML); other values escaped."""
     if isinstance(values, Sequence) and not isinstance(values, str):
-        return " &times; ".join(_num(v, fmt) for v in values) if values else ""
+        return sep.join(_num(v, fmt) for v in values)
     return _e(values)
 
 
@@ -99,11 +101,17 @@ def _count(n: Any) -> str:
 
 
 def _table(
-    head: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Sequence[int] = (), cls: str = ""
+    head: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    numeric: Sequence[int] = (),
+    cls: str = "",
 ) -> str:
     """A table; ``head`` and ``rows`` cells must already be escaped HTML."""
     num = set(numeric)
-    th = "".join(f'<th class="num">{h}</th>' if i in num else f"<th>{h}</th>" for i, h in enumerate(head))
+    th = "".join(
+        f'<th class="num">{h}</th>' if i in num else f"<th>{h}</th>" for i, h in enumerate(head)
+    )
     body = "".join(
         "<tr>"
         + "".join(
@@ -151,7 +159,7 @@ def _samples_section(samples: Sequence[Mapping[str, Any]]) -> str:
                 _e(s.get("element", "")),
                 _e(s.get("shape", "")),
                 _pair(s.get("center_mm", [])),
-                _pair(s.get("size_mm", []), ".2f"),
+                _pair(s.get("size_mm", []), ".2f", " &times; "),
                 _num(s.get("angle_deg", 0.0), ".2f"),
                 _confidence(s.get("confidence")),
                 "" if occupied is None else _num(occupied, ".2f"),
@@ -185,7 +193,8 @@ def _plate_section(plate: Any) -> str:
     for key, value in plate.items():
         name, fmt = labels.get(str(key), (_e(key), ".3f"))
         if isinstance(value, Sequence) and not isinstance(value, str):
-            text = _pair(value, fmt or ".3f")
+            sep = " &times; " if key == "well_spacing_mm" else ", "
+            text = _pair(value, fmt or ".3f", sep)
         elif isinstance(value, bool) or not fmt:
             text = _e("yes" if value is True else "no" if value is False else value)
         else:
@@ -228,7 +237,10 @@ def _stats_section(stats: Mapping[str, Any]) -> str:
         )
         if isinstance(coarse, int | float):
             items.append(
-                ("coarse pixels (selection input)", f"{_count(coarse)} ({100.0 * coarse / total:.2f}%)")
+                (
+                    "coarse pixels (selection input)",
+                    f"{_count(coarse)} ({100.0 * coarse / total:.2f}%)",
+                )
             )
     else:
         items.append(("full-resolution pixels read", _count(read)))

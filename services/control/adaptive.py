@@ -1,0 +1,718 @@
+"""Adaptive overview path: choose the next overview frame from the localization so far.
+
+A full raster covers the whole holder opening. The :class:`AdaptivePlanner` instead
+works in holder millimetres on a small occupancy grid and, after every frame, scores
+candidate frame centres (a lattice at a quarter of the field of view over the stage
+range) by what they would still teach us:
+
+- **discovery**: where a sample of the carrier's smallest size could still hide,
+  i.e. centres at least ``r`` inside the region that can hold samples and farther
+  than ``r - detect_depth`` from everything observed (any sample reaching that deep
+  into a frame would have shown an edge). Weighted by a carrier prior (slides: the
+  two ends may be the label, so they count half until a label is seen; a seen label
+  and the area outside the holder count nothing);
+- **open edges**: sample edges (cover-glass, chamber, well, round edges) that leave
+  the observed area are followed beyond their open end;
+- **unclosed samples**: sides of a found sample that are not observed yet and are
+  needed to make it unique (for cover glasses the standard sizes make one side of a
+  pair enough once the other dimension is measured);
+- **plate corners**: on a multiwell plate the corners of the holder, then the corner
+  wells of the fitted grid, until two opposite corner wells are observed (the grid is
+  then fixed).
+
+The best candidate is taken (ties: shorter travel, then closer to the carrier's start
+point, then lattice order, so the path is deterministic). The planner stops when the
+localization is unambiguous (every sample closed, nothing can hide, no open edge; the
+plate grid determined; the dish glass closed) or when no candidate gains at least
+``min_gain_mm2``, and never takes more frames than the full raster would.
+
+The planner knows nothing about drivers or the pipeline: feed it frames with
+:meth:`AdaptivePlanner.record` and result documents (SPEC section 3) with
+:meth:`AdaptivePlanner.next`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from samplescout.geometry import FrameGeometry, Pose
+from samplescout.microscope import MicroscopeInfo
+
+FloatArray = NDArray[np.float64]
+
+#: Standard rectangular cover glasses (mm), either orientation (as the localizer uses).
+COVER_GLASS_SIZES: tuple[tuple[float, float], ...] = (
+    (18.0, 18.0),
+    (22.0, 22.0),
+    (24.0, 24.0),
+    (24.0, 32.0),
+    (24.0, 40.0),
+    (24.0, 50.0),
+    (24.0, 60.0),
+)
+#: The edge classes an adaptive path follows, per carrier.
+FOLLOW_CLASSES: dict[str, frozenset[str]] = {
+    "slide": frozenset(
+        {"straight_cover_glass_edge", "round_cover_glass_edge", "polygonal_cover_glass_edge"}
+    ),
+    "chamber_slide": frozenset({"sample_chamber_edge", "sample_chamber"}),
+    "multiwell": frozenset({"well", "plate_edge"}),
+    "petri_dish": frozenset(
+        {"round_structure", "round_cover_glass_edge", "straight_cover_glass_edge"}
+    ),
+}
+FOLLOW_CLASSES["unknown"] = frozenset().union(*FOLLOW_CLASSES.values())
+#: Radius (mm) of the smallest sample of each carrier: it cannot hide in a gap narrower
+#: than twice this.
+SMALLEST_SAMPLE_RADIUS_MM: dict[str, float] = {
+    "slide": 5.0,  # 10 mm round cover glass
+    "chamber_slide": 4.0,
+    "petri_dish": 5.0,
+    "unknown": 5.0,
+}
+#: Length of a slide's label end (mm) and the usual slide size.
+LABEL_END_MM = 20.0
+SLIDE_MM = (75.0, 25.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveConfig:
+    """Tuning of the adaptive path (lengths in mm, areas in mm²).
+
+    Parameters
+    ----------
+    lattice_step
+        Candidate frame centres are spaced by this fraction of the field of view.
+    cell_mm
+        Resolution of the planning grid (default: the stage range / 400, >= 0.2 mm).
+    detect_depth_mm
+        How far a sample must reach into a frame for its edge to be seen.
+    edge_min_length_mm, edge_min_probability
+        Fused edges shorter or less probable than this are not followed.
+    follow_mm
+        How far beyond an open end an edge is followed in one step (default: three
+        quarters of the longer side of the field of view).
+    band_mm
+        Half width of the band around an edge or a sample side that a frame must see.
+    open_margin_mm
+        An edge end this close to the border of the observed area counts as open.
+    side_seen_fraction, side_full_fraction
+        A sample side counts as seen when this share of it is observed; as seen whole
+        (its length measured) when ``side_full_fraction`` is.
+    circle_seen_fraction
+        A round sample is closed when this share of its outline is observed.
+    min_gain_mm2
+        Stop when no candidate frame is worth at least this much.
+    max_frames
+        Hard limit (default: the frames of the full raster).
+    discovery_weight, edge_weight, side_weight, target_weight
+        Relative value per mm² of each kind of evidence.
+    """
+
+    lattice_step: float = 0.25
+    cell_mm: float | None = None
+    detect_depth_mm: float = 2.0
+    edge_min_length_mm: float = 2.0
+    edge_min_probability: float = 0.5
+    follow_mm: float | None = None
+    band_mm: float = 1.0
+    open_margin_mm: float = 1.0
+    side_seen_fraction: float = 0.3
+    side_full_fraction: float = 0.95
+    circle_seen_fraction: float = 0.5
+    min_gain_mm2: float = 4.0
+    max_frames: int | None = None
+    discovery_weight: float = 1.0
+    edge_weight: float = 4.0
+    side_weight: float = 4.0
+    target_weight: float = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The planner's decision: the next frame centre (holder mm), or ``None`` to stop.
+
+    ``reason`` says why (``discover``, ``follow edge``, ``close sample``,
+    ``plate corner``; when stopping ``closed``, ``nothing useful left`` or
+    ``frame limit``); ``gain`` is the candidate's value in weighted mm².
+    """
+
+    center_mm: tuple[float, float] | None
+    reason: str
+    gain: float = 0.0
+
+    @property
+    def stop(self) -> bool:
+        return self.center_mm is None
+
+
+@dataclass(slots=True)
+class _Grid:
+    """Planning raster over the stage range: cell ``(i, j)`` is row ``i``, column ``j``."""
+
+    origin: FloatArray
+    cell: float
+    shape: tuple[int, int]
+
+    def to_cells(self, xy: ArrayLike) -> FloatArray:
+        return (np.asarray(xy, dtype=np.float64) - self.origin) / self.cell - 0.5
+
+    def centres(self) -> tuple[FloatArray, FloatArray]:
+        ny, nx = self.shape
+        xs = self.origin[0] + (np.arange(nx) + 0.5) * self.cell
+        ys = self.origin[1] + (np.arange(ny) + 0.5) * self.cell
+        return xs, ys
+
+    def fill(self, mask: NDArray[np.uint8], polygon: ArrayLike, value: int = 1) -> None:
+        pts = np.round(self.to_cells(np.asarray(polygon, dtype=np.float64)) * 16).astype(np.int32)
+        cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], value, lineType=cv2.LINE_8, shift=4)
+
+    def line(self, img: NDArray[np.float32], a: ArrayLike, b: ArrayLike, half_mm: float) -> None:
+        pa = np.round(self.to_cells(a) * 16).astype(np.int64)
+        pb = np.round(self.to_cells(b) * 16).astype(np.int64)
+        thick = max(1, round(2 * half_mm / self.cell))
+        cv2.line(
+            img,
+            (int(pa[0]), int(pa[1])),
+            (int(pb[0]), int(pb[1])),
+            1.0,
+            thick,
+            cv2.LINE_8,
+            shift=4,
+        )
+
+    def lookup(self, img: NDArray[Any], xy: ArrayLike) -> NDArray[Any]:
+        c = np.round(self.to_cells(np.atleast_2d(np.asarray(xy, dtype=np.float64)))).astype(int)
+        j = np.clip(c[:, 0], 0, self.shape[1] - 1)
+        i = np.clip(c[:, 1], 0, self.shape[0] - 1)
+        out = img[i, j]
+        inside = (c[:, 0] >= 0) & (c[:, 0] < self.shape[1]) & (c[:, 1] >= 0)
+        inside &= c[:, 1] < self.shape[0]
+        return np.where(inside, out, 0)
+
+
+def raster_frame_count(info: MicroscopeInfo, overlap: float = 0.15, margin_mm: float = 0.5) -> int:
+    """Frames of the full serpentine raster over the stage range (the baseline path)."""
+    fw, fh = _effective_field(info)
+    span = np.subtract(info.stage_max_mm, info.stage_min_mm)
+    field_w = info.camera_width * info.pixel_size_mm
+    field_h = info.camera_height * info.pixel_size_mm
+    if field_w >= span[0] + 2 * margin_mm and field_h >= span[1] + 2 * margin_mm:
+        return 1
+
+    def n(length: float, f: float) -> int:
+        s = length + 2 * margin_mm
+        return 1 if s <= f else math.ceil((s - f) / (f * (1 - overlap))) + 1
+
+    return n(float(span[0]), fw) * n(float(span[1]), fh)
+
+
+def _effective_field(info: MicroscopeInfo) -> tuple[float, float]:
+    """Field of view (mm) shrunk so that a turned camera still covers the rectangle."""
+    fw = info.camera_width * info.pixel_size_mm
+    fh = info.camera_height * info.pixel_size_mm
+    a = math.radians(abs(info.rotation_deg))
+    return fw * math.cos(a) - fh * math.sin(a), fh * math.cos(a) - fw * math.sin(a)
+
+
+class AdaptivePlanner:
+    """Chooses overview frames one at a time from the localization so far.
+
+    Parameters
+    ----------
+    info
+        The microscope's :class:`~samplescout.microscope.MicroscopeInfo` (field of
+        view, stage range = holder opening in holder mm).
+    carrier
+        ``slide``, ``multiwell``, ``chamber_slide``, ``petri_dish`` (default: the
+        microscope's, else the one the localization recognises, else ``unknown``).
+    config
+        Tuning, see :class:`AdaptiveConfig`.
+
+    Notes
+    -----
+    Call :meth:`next` with the latest result document (or ``None`` before the first
+    frame), move there, snap, and :meth:`record` the frame; repeat until
+    ``next(...).stop``. The same inputs give the same path.
+    """
+
+    def __init__(
+        self,
+        info: MicroscopeInfo,
+        *,
+        carrier: str | None = None,
+        config: AdaptiveConfig | None = None,
+    ) -> None:
+        self.info = info
+        self.config = cfg = config or AdaptiveConfig()
+        self._carrier = carrier if carrier not in (None, "unknown") else info.carrier
+        lo = np.asarray(info.stage_min_mm, dtype=np.float64)
+        hi = np.asarray(info.stage_max_mm, dtype=np.float64)
+        self.stage = (lo, hi)
+        span = hi - lo
+        cell = cfg.cell_mm or max(0.2, float(span.max()) / 400.0)
+        pad = 2.0
+        shape = (math.ceil((span[1] + 2 * pad) / cell), math.ceil((span[0] + 2 * pad) / cell))
+        self._grid = _Grid(lo - pad, cell, shape)
+        self.field_mm = _effective_field(info)
+        self.candidates = self._lattice()
+        self.footprints: list[FloatArray] = []
+        self.steps: list[Step] = []
+        self._observed = np.zeros(shape, np.uint8)
+        self._position = np.asarray((lo + hi) / 2)
+        self.max_frames = cfg.max_frames or raster_frame_count(info)
+
+    # -- public ---------------------------------------------------------------------
+
+    @property
+    def carrier(self) -> str:
+        return self._carrier or "unknown"
+
+    def record(self, footprint_mm: ArrayLike) -> None:
+        """Add a frame's outline (4 corners, holder mm) to the observed area."""
+        poly = np.asarray(footprint_mm, dtype=np.float64).reshape(-1, 2)
+        self.footprints.append(poly)
+        self._grid.fill(self._observed, poly)
+        self._position = poly.mean(axis=0)
+
+    def record_frame(self, pose: Pose, width: int, height: int) -> None:
+        """Add a frame by its pose and size in pixels."""
+        self.record(FrameGeometry(pose, width, height).footprint_mm())
+
+    def next(self, localization: Mapping[str, Any] | None) -> Step:
+        """The next frame centre, or a stop, given the latest result document."""
+        step = self._decide(localization)
+        self.steps.append(step)
+        return step
+
+    def closed(self, localization: Mapping[str, Any] | None) -> bool:
+        """Whether the localization is unambiguous with the frames taken so far."""
+        return self._maps(localization or {}).closed
+
+    # -- decision ---------------------------------------------------------------------
+
+    def _decide(self, loc: Mapping[str, Any] | None) -> Step:
+        cfg = self.config
+        if len(self.footprints) >= self.max_frames:
+            return Step(None, "frame limit")
+        maps = self._maps(loc or {})
+        if maps.closed and self.footprints:
+            return Step(None, "closed")
+        gains = self._gains(maps)
+        total = sum(gains.values())
+        order = np.lexsort(
+            (
+                np.arange(len(self.candidates)),
+                np.round(np.hypot(*(self.candidates - maps.start).T), 6),
+                np.round(np.hypot(*(self.candidates - self._position).T), 6),
+                -np.round(total, 6),
+            )
+        )
+        best = int(order[0])
+        if total[best] < cfg.min_gain_mm2:
+            return Step(None, "nothing useful left")
+        reason = max(gains, key=lambda k: (float(gains[k][best]), k))
+        x, y = self.candidates[best]
+        return Step((float(x), float(y)), reason, float(total[best]))
+
+    def _lattice(self) -> FloatArray:
+        lo, hi = self.stage
+        fw, fh = self.field_mm
+        axes = []
+        for k, f in enumerate((fw, fh)):
+            a, b = lo[k] - 0.5 + f / 2, hi[k] + 0.5 - f / 2
+            if b <= a:
+                axes.append(np.array([(lo[k] + hi[k]) / 2]))
+                continue
+            n = math.ceil((b - a) / (f * self.config.lattice_step)) + 1
+            axes.append(np.linspace(a, b, n))
+        xx, yy = np.meshgrid(axes[0], axes[1])
+        return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+    def _gains(self, maps: _Maps) -> dict[str, FloatArray]:
+        """Weighted mm² each candidate would newly observe, per kind of evidence."""
+        g = self._grid
+        unobserved = self._observed == 0
+        fw, fh = self.field_mm
+        out: dict[str, FloatArray] = {}
+        for name, value, grow in (
+            ("discover", maps.hidden, max(0.0, maps.radius - self.config.detect_depth_mm)),
+            ("follow edge", maps.edges * unobserved, 0.0),
+            ("close sample", maps.sides * unobserved, 0.0),
+            ("plate corner", maps.targets * unobserved, 0.0),
+        ):
+            sat = cv2.integral(value.astype(np.float64))
+            half = np.array([fw / 2 + grow, fh / 2 + grow])
+            c0 = g.to_cells(self.candidates - half) + 0.5
+            c1 = g.to_cells(self.candidates + half) + 0.5
+            j0 = np.clip(np.round(c0[:, 0]).astype(int), 0, g.shape[1])
+            j1 = np.clip(np.round(c1[:, 0]).astype(int), 0, g.shape[1])
+            i0 = np.clip(np.round(c0[:, 1]).astype(int), 0, g.shape[0])
+            i1 = np.clip(np.round(c1[:, 1]).astype(int), 0, g.shape[0])
+            s = sat[i1, j1] - sat[i0, j1] - sat[i1, j0] + sat[i0, j0]
+            out[name] = s * g.cell * g.cell
+        return out
+
+    # -- value maps -------------------------------------------------------------------
+
+    def _maps(self, loc: Mapping[str, Any]) -> _Maps:
+        cfg = self.config
+        g = self._grid
+        carrier = self._carrier or str(loc.get("carrier") or "unknown")
+        if carrier not in FOLLOW_CLASSES:
+            carrier = "unknown"
+        lo, hi = self.stage
+        observed = self._observed > 0
+        # distance (mm) from each cell to the nearest unobserved / observed cell
+        inside_obs = cv2.distanceTransform(observed.astype(np.uint8), cv2.DIST_L2, 5) * g.cell
+        to_obs = (
+            cv2.distanceTransform((~observed).astype(np.uint8), cv2.DIST_L2, 5) * g.cell
+            if observed.any()
+            else np.full(g.shape, np.inf, np.float32)
+        )
+        maps = _Maps(
+            hidden=np.zeros(g.shape, np.float32),
+            edges=np.zeros(g.shape, np.float32),
+            sides=np.zeros(g.shape, np.float32),
+            targets=np.zeros(g.shape, np.float32),
+            radius=SMALLEST_SAMPLE_RADIUS_MM.get(carrier, 5.0),
+            start=(lo + hi) / 2,
+        )
+        samples = [s for s in loc.get("samples") or [] if isinstance(s, Mapping)]
+        excluded = self._excluded(loc, carrier)
+        closed_polys: list[FloatArray] = []
+        all_closed = True
+        if carrier == "multiwell":
+            maps.start = lo + np.array(self.field_mm) / 2
+            plate_done = self._plate(loc.get("plate"), maps, inside_obs)
+            maps.closed = plate_done
+            if not plate_done:
+                self._follow_edges(loc, carrier, maps, inside_obs, excluded, [])
+            return maps
+        if carrier in ("slide", "chamber_slide"):
+            self._slide_ends(maps)
+        for s in samples:
+            poly = np.asarray(s.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
+            if len(poly) < 3:
+                continue
+            done = self._sample(s, poly, carrier, maps, inside_obs)
+            all_closed &= done
+            if done:
+                closed_polys.append(poly)
+        if carrier == "petri_dish" and samples and all_closed:
+            maps.closed = True  # one glass bottom per dish: nothing else to look for
+            return maps
+        open_edges = self._follow_edges(loc, carrier, maps, inside_obs, excluded, closed_polys)
+        self._discovery(carrier, maps, to_obs, excluded, samples)
+        maps.closed = (
+            all_closed
+            and not open_edges
+            and float(maps.hidden.sum()) * g.cell * g.cell < cfg.min_gain_mm2
+            and bool(samples or observed.any())
+        )
+        return maps
+
+    def _excluded(self, loc: Mapping[str, Any], carrier: str) -> NDArray[np.uint8]:
+        """Cells that cannot hold a sample: a seen label (slides: its whole end) and codes."""
+        g = self._grid
+        mask = np.zeros(g.shape, np.uint8)
+        polys = [
+            np.asarray(s.get("polygon_mm"), dtype=np.float64).reshape(-1, 2)
+            for s in loc.get("structures") or []
+            if s.get("class") == "label" and s.get("polygon_mm")
+        ]
+        polys += [
+            np.asarray(b.get("polygon_mm"), dtype=np.float64).reshape(-1, 2)
+            for b in loc.get("barcodes") or []
+            if b.get("polygon_mm")
+        ]
+        lo, hi = self.stage
+        for p in polys:
+            if len(p) < 3:
+                continue
+            g.fill(mask, p)
+            if carrier in ("slide", "chamber_slide"):
+                # the label takes one end of the slide: exclude that end up to its length
+                cx = float(p[:, 0].mean())
+                if cx < (lo[0] + hi[0]) / 2:
+                    x0, x1 = lo[0] - 5.0, max(float(p[:, 0].max()), lo[0] + LABEL_END_MM)
+                else:
+                    x0, x1 = min(float(p[:, 0].min()), hi[0] - LABEL_END_MM), hi[0] + 5.0
+                box = [[x0, lo[1] - 5], [x1, lo[1] - 5], [x1, hi[1] + 5], [x0, hi[1] + 5]]
+                g.fill(mask, box)
+        return mask
+
+    def _sample_region(self, carrier: str) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+        """Where samples can be (mask) and how likely (prior weight per cell)."""
+        g = self._grid
+        lo, hi = self.stage
+        region = np.zeros(g.shape, np.uint8)
+        prior = np.ones(g.shape, np.float32)
+        centre = (lo + hi) / 2
+        if carrier == "petri_dish":
+            r = min(16.0, float(min(hi - lo)) / 2)
+            cv2.circle(
+                region,
+                tuple(int(v) for v in np.round(g.to_cells(centre) * 16)),
+                round(r / g.cell * 16),
+                1,
+                -1,
+                cv2.LINE_8,
+                shift=4,
+            )
+            return region, prior
+        inset = 1.0
+        g.fill(
+            region,
+            [
+                [lo[0] + inset, lo[1] + inset],
+                [hi[0] - inset, lo[1] + inset],
+                [hi[0] - inset, hi[1] - inset],
+                [lo[0] + inset, hi[1] - inset],
+            ],
+        )
+        if carrier in ("slide", "chamber_slide"):
+            # either end of the slide may be the label: half as likely until known
+            xs, _ = g.centres()
+            ends = (xs < lo[0] + LABEL_END_MM) | (xs > hi[0] - LABEL_END_MM)
+            prior[:, ends] = 0.5
+        return region, prior
+
+    def _discovery(
+        self,
+        carrier: str,
+        maps: _Maps,
+        to_obs: NDArray[np.float32],
+        excluded: NDArray[np.uint8],
+        samples: Sequence[Mapping[str, Any]],
+    ) -> None:
+        g = self._grid
+        region, prior = self._sample_region(carrier)
+        region[excluded > 0] = 0
+        for s in samples:  # a found sample leaves no room for another one there
+            g.fill(region, np.asarray(s["polygon_mm"], dtype=np.float64).reshape(-1, 2), 0)
+        depth = cv2.distanceTransform(region, cv2.DIST_L2, 5) * g.cell
+        reach = max(0.0, maps.radius - self.config.detect_depth_mm)
+        hidden = (depth >= maps.radius) & (to_obs > reach)
+        if carrier == "slide" and excluded.any():
+            prior = np.where(prior < 1.0, 1.0, prior).astype(np.float32)  # label side known
+        maps.hidden = np.where(hidden, prior, 0.0).astype(np.float32) * self.config.discovery_weight
+
+    def _sample(
+        self,
+        s: Mapping[str, Any],
+        poly: FloatArray,
+        carrier: str,
+        maps: _Maps,
+        inside_obs: NDArray[np.float32],
+    ) -> bool:
+        """Whether sample ``s`` is closed; paints the sides it still needs."""
+        cfg = self.config
+        margin = 0.5
+        if s.get("shape") == "circle" or len(poly) > 8:
+            pts = _densify(np.vstack([poly, poly[:1]]), 0.25)
+            seen = self._grid.lookup(inside_obs, pts) >= margin
+            if seen.mean() >= cfg.circle_seen_fraction:
+                return True
+            side = np.zeros(self._grid.shape, np.float32)
+            for a, b, ok in zip(pts[:-1], pts[1:], seen[:-1], strict=True):
+                if not ok:
+                    self._grid.line(side, a, b, cfg.band_mm)
+            maps.sides = np.maximum(maps.sides, side * cfg.side_weight)
+            return False
+        if len(poly) != 4:
+            return True
+        fracs = []
+        for k in range(4):
+            pts = _densify(poly[[k, (k + 1) % 4]], 0.25)
+            fracs.append(float((self._grid.lookup(inside_obs, pts) >= margin).mean()))
+        seen = [f >= cfg.side_seen_fraction for f in fracs]
+        full = [f >= cfg.side_full_fraction for f in fracs]
+        a = float(np.linalg.norm(poly[1] - poly[0]))  # length of sides 0 and 2
+        b = float(np.linalg.norm(poly[2] - poly[1]))  # length of sides 1 and 3
+        standard = carrier in ("slide", "unknown") and s.get("element") == "cover_glass"
+        # sides 1/3 are pinned (position along side 0) by both seen, a whole side 0 or 2,
+        # or one of them plus a unique partner of the measured other dimension
+        a_known = standard and seen[0] and seen[2] and _unique_partner(b) is not None
+        b_known = standard and seen[1] and seen[3] and _unique_partner(a) is not None
+        pin_a = (seen[1] and seen[3]) or full[0] or full[2] or ((seen[1] or seen[3]) and a_known)
+        pin_b = (seen[0] and seen[2]) or full[1] or full[3] or ((seen[0] or seen[2]) and b_known)
+        if pin_a and pin_b:
+            return True
+        need = ([1, 3] if not pin_a else []) + ([0, 2] if not pin_b else [])
+        side = np.zeros(self._grid.shape, np.float32)
+        for k in need:
+            self._grid.line(side, poly[k], poly[(k + 1) % 4], cfg.band_mm)
+        maps.sides = np.maximum(maps.sides, side * cfg.side_weight)
+        return False
+
+    def _follow_edges(
+        self,
+        loc: Mapping[str, Any],
+        carrier: str,
+        maps: _Maps,
+        inside_obs: NDArray[np.float32],
+        excluded: NDArray[np.uint8],
+        closed: Sequence[FloatArray],
+    ) -> int:
+        """Paint the continuation of every open sample edge; returns how many are open."""
+        cfg = self.config
+        g = self._grid
+        classes = FOLLOW_CLASSES.get(carrier, FOLLOW_CLASSES["unknown"])
+        region = self._sample_region(carrier)[0]
+        rows, cols = np.nonzero(region)
+        xs, ys = g.centres()
+        box_lo = np.array([xs[cols.min()], ys[rows.min()]]) if len(rows) else self.stage[0]
+        box_hi = np.array([xs[cols.max()], ys[rows.max()]]) if len(rows) else self.stage[1]
+        follow = cfg.follow_mm or 0.75 * max(self.field_mm)
+        paint = np.zeros(g.shape, np.float32)
+        count = 0
+        for s in loc.get("structures") or []:
+            if (
+                s.get("class") not in classes
+                or float(s.get("probability", 0)) < cfg.edge_min_probability
+            ):
+                continue
+            poly = np.asarray(s.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
+            if len(poly) != 4:
+                continue  # fitted circles are samples, handled as such
+            a, b = _segment_of(poly)
+            length = float(np.linalg.norm(b - a))
+            if length < cfg.edge_min_length_mm:
+                continue
+            mid = (a + b) / 2
+            if any(_distance_to_outline(mid, p) <= cfg.band_mm for p in closed):
+                continue
+            if g.lookup(excluded, mid)[0] or not g.lookup(region, mid)[0]:
+                continue  # on the label or off the carrier (holder frame, clips)
+            u = (b - a) / length
+            for end, direction in ((a, -u), (b, u)):
+                if g.lookup(inside_obs, end)[0] > cfg.open_margin_mm:
+                    continue  # the edge ends inside a frame: that end is closed
+                tip = np.clip(end + direction * follow, box_lo, box_hi)
+                if np.linalg.norm(tip - end) < cfg.band_mm:
+                    continue  # runs out of the holder
+                count += 1
+                g.line(paint, end, tip, cfg.band_mm)
+        paint[excluded > 0] = 0
+        maps.edges = paint * cfg.edge_weight
+        return count
+
+    def _plate(self, plate: Any, maps: _Maps, inside_obs: NDArray[np.float32]) -> bool:
+        """Plate grid determined? Paints the corners still to look at."""
+        g = self._grid
+        lo, hi = self.stage
+        targets = np.zeros(g.shape, np.float32)
+        fw, fh = self.field_mm
+        if isinstance(plate, Mapping) and plate.get("rows") and plate.get("cols"):
+            rows, cols = int(plate["rows"]), int(plate["cols"])
+            a1 = np.asarray(plate["a1_center_mm"], dtype=np.float64)
+            ang = math.radians(float(plate.get("rotation_deg", 0.0)))
+            rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+            sx, sy = (float(v) for v in plate.get("well_spacing_mm", [9.0, 9.0]))
+            radius = float(plate.get("well_size_mm", 6.0)) / 2 + 1.0
+            corners = {
+                (r, c): a1 + rot @ np.array([c * sx, r * sy])
+                for r in (0, rows - 1)
+                for c in (0, cols - 1)
+            }
+            seen = {k: self._disc_seen(v, radius, inside_obs) for k, v in corners.items()}
+            last = (rows - 1, cols - 1)
+            if (seen[(0, 0)] and seen[last]) or (seen[(0, cols - 1)] and seen[(rows - 1, 0)]):
+                return True
+            for (r, c), centre in corners.items():
+                partner = (rows - 1 - r, cols - 1 - c)
+                weight = 2.0 if seen[partner] else 1.0
+                if not seen[(r, c)]:
+                    self._disc(targets, centre, radius, weight)
+        else:
+            # no grid yet: the plate's corners, flush with the holder corners
+            for x in (lo[0] + fw / 2, hi[0] - fw / 2):
+                for y in (lo[1] + fh / 2, hi[1] - fh / 2):
+                    self._disc(targets, np.array([x, y]), min(fw, fh) / 3, 1.0)
+        maps.targets = targets * self.config.target_weight
+        return False
+
+    def _slide_ends(self, maps: _Maps) -> None:
+        """Both short ends of the slide: without its whole outline the slide is not found,
+        and cover glasses are placed on the slide."""
+        lo, hi = self.stage
+        slack = max(0.0, (float(hi[0] - lo[0]) - SLIDE_MM[0]) / 2)
+        mid = float(lo[1] + hi[1]) / 2
+        ends = np.zeros(self._grid.shape, np.float32)
+        for x0, x1 in ((lo[0], lo[0] + 2 * slack), (hi[0] - 2 * slack, hi[0])):
+            self._grid.line(ends, (x0, mid), (x1, mid), self.config.band_mm)
+        maps.targets = np.maximum(maps.targets, ends * self.config.target_weight)
+
+    def _disc_seen(
+        self, centre: FloatArray, radius: float, inside_obs: NDArray[np.float32]
+    ) -> bool:
+        t = np.linspace(0, 2 * math.pi, 24, endpoint=False)
+        pts = centre + radius * np.stack([np.cos(t), np.sin(t)], axis=1)
+        return bool((self._grid.lookup(inside_obs, np.vstack([pts, centre])) > 0).all())
+
+    def _disc(self, img: NDArray[np.float32], centre: FloatArray, radius: float, w: float) -> None:
+        c = np.round(self._grid.to_cells(centre) * 16).astype(int)
+        r = round(radius / self._grid.cell * 16)
+        cv2.circle(img, (int(c[0]), int(c[1])), r, float(w), -1, cv2.LINE_8, shift=4)
+
+
+@dataclass(slots=True)
+class _Maps:
+    hidden: NDArray[np.float32]
+    edges: NDArray[np.float32]
+    sides: NDArray[np.float32]
+    targets: NDArray[np.float32]
+    radius: float
+    start: FloatArray
+    closed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _unique_partner(dim: float, tol: float = 0.6) -> float | None:
+    """The other side of the only standard cover glass with a side ``dim`` (else None)."""
+    partners = {
+        b if abs(a - dim) <= tol else a
+        for a, b in COVER_GLASS_SIZES
+        if abs(a - dim) <= tol or abs(b - dim) <= tol
+    }
+    return partners.pop() if len(partners) == 1 else None
+
+
+def _densify(points: FloatArray, step: float) -> FloatArray:
+    out = [points[:1]]
+    for a, b in itertools.pairwise(points):
+        n = max(1, math.ceil(float(np.linalg.norm(b - a)) / step))
+        t = np.arange(1, n + 1)[:, None] / n
+        out.append(a + (b - a) * t)
+    return np.vstack(out)
+
+
+def _segment_of(poly: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The centre line of a thin structure rectangle (its two short sides' midpoints)."""
+    e0 = float(np.linalg.norm(poly[1] - poly[0]))
+    e1 = float(np.linalg.norm(poly[2] - poly[1]))
+    if e0 >= e1:
+        return (poly[0] + poly[3]) / 2, (poly[1] + poly[2]) / 2
+    return (poly[0] + poly[1]) / 2, (poly[2] + poly[3]) / 2
+
+
+def _distance_to_outline(p: FloatArray, poly: FloatArray) -> float:
+    ring = np.vstack([poly, poly[:1]]).astype(np.float32)
+    return abs(
+        float(cv2.pointPolygonTest(ring.reshape(-1, 1, 2), (float(p[0]), float(p[1])), True))
+    )
+
+
+def path_length_mm(centres: Iterable[Sequence[float]]) -> float:
+    """Total stage travel (mm) along a sequence of frame centres."""
+    pts = np.asarray(list(centres), dtype=np.float64).reshape(-1, 2)
+    return float(np.hypot(*np.diff(pts, axis=0).T).sum()) if len(pts) > 1 else 0.0
