@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint protos clean
+.PHONY: demo test lint protos clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/samplescout demo --out-dir demo-out
 
-test: $(BIN)/.installed
+# The report test drives a real headless Chromium (Debian package); install it when we can.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "note: chromium not installed; the browser test skips outside CI"; }
+
+test: $(BIN)/.installed chromium
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
