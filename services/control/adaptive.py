@@ -36,7 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -127,7 +127,7 @@ class AdaptiveConfig:
     open_margin_mm: float = 1.0
     side_seen_fraction: float = 0.3
     side_full_fraction: float = 0.95
-    circle_seen_fraction: float = 0.5
+    circle_seen_fraction: float = 0.7
     min_gain_mm2: float = 4.0
     max_frames: int | None = None
     discovery_weight: float = 1.0
@@ -333,6 +333,7 @@ class AdaptivePlanner:
                 axes.append(np.array([(lo[k] + hi[k]) / 2]))
                 continue
             n = math.ceil((b - a) / (f * self.config.lattice_step)) + 1
+            n += 1 - n % 2  # odd: the middle of the range is a candidate
             axes.append(np.linspace(a, b, n))
         xx, yy = np.meshgrid(axes[0], axes[1])
         return np.stack([xx.ravel(), yy.ravel()], axis=1)
@@ -341,13 +342,16 @@ class AdaptivePlanner:
         """Weighted mm² each candidate would newly observe, per kind of evidence."""
         g = self._grid
         unobserved = self._observed == 0
+        # sides and edges need a clear view: cells near a frame border count as unseen
+        inside = cv2.distanceTransform((~unobserved).astype(np.uint8), cv2.DIST_L2, 5) * g.cell
+        weak = inside < self.config.open_margin_mm
         fw, fh = self.field_mm
         out: dict[str, FloatArray] = {}
         for name, value, grow in (
             ("discover", maps.hidden, max(0.0, maps.radius - self.config.detect_depth_mm)),
-            ("follow edge", maps.edges * unobserved, 0.0),
-            ("close sample", maps.sides * unobserved, 0.0),
-            ("plate corner", maps.targets * unobserved, 0.0),
+            ("follow edge", maps.edges * weak, 0.0),
+            ("close sample", maps.sides * weak, 0.0),
+            (maps.target_reason, maps.targets * unobserved, 0.0),
         ):
             sat = cv2.integral(value.astype(np.float64))
             half = np.array([fw / 2 + grow, fh / 2 + grow])
@@ -392,6 +396,7 @@ class AdaptivePlanner:
         all_closed = True
         if carrier == "multiwell":
             maps.start = lo + np.array(self.field_mm) / 2
+            maps.target_reason = "plate corner"
             plate_done = self._plate(loc.get("plate"), maps, inside_obs)
             maps.closed = plate_done
             if not plate_done:
@@ -674,7 +679,8 @@ class _Maps:
     radius: float
     start: FloatArray
     closed: bool = False
-    notes: list[str] = field(default_factory=list)
+    target_reason: str = "carrier outline"
+
 
 
 def _unique_partner(dim: float, tol: float = 0.6) -> float | None:

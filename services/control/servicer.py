@@ -207,5 +207,34 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             context.abort(grpc.StatusCode.INTERNAL, str(exc))
         return control_pb2.LocalizeFramesResponse(result=result_to_proto(doc))
 
+    def GetScanPlan(
+        self, request: control_pb2.GetScanPlanRequest, context: grpc.ServicerContext
+    ) -> control_pb2.GetScanPlanResponse:
+        from samplescout.control.scanplan import scan_plan
+
+        state, message = self._runner.state(request.session_id)
+        if state is SessionState.UNKNOWN:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+        doc = self._runner.result(request.session_id) if state is SessionState.DONE else None
+        if doc is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"session {request.session_id} has no result ({state.value}) {message}".strip(),
+            )
+        try:
+            plan = scan_plan(
+                doc,
+                fov_mm=request.fov_mm,
+                overlap=request.overlap,
+                wells=",".join(request.wells) or None,
+                calibration=list(request.calibration) or None,
+            )
+        except InputError as exc:
+            invalid_argument(context, exc)
+            raise
+        return control_pb2.GetScanPlanResponse(
+            plan_json=json.dumps(plan), positions=int(plan["positions"])
+        )
+
 
 __all__ = ["ControlServicer", "pipeline_pb2", "result_to_proto"]

@@ -400,8 +400,18 @@ def connect_redis(settings: Settings) -> RedisBackends:
     import redis
 
     url = settings.redis_url or ""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        # Commands ride out a Redis restart or a network blip (about 20 s) before failing.
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=12),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise OperationalError(

@@ -63,7 +63,27 @@ class StreamConsumer:
         self.busy = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set; the entry in hand is finished first (drain)."""
+        """Consume until ``stop`` is set; the entry in hand is finished first (drain).
+
+        When the bus is unreachable (its own retries exhausted), the consumer waits with
+        exponential backoff and carries on where it was; nothing is acked meanwhile.
+        """
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+                return
+            except Exception as exc:  # the bus, not a handler: handlers are guarded
+                log.warning(
+                    "bus unavailable, retrying",
+                    stream=self.stream,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=backoff,
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _consume(self, stop: threading.Event) -> None:
         self.bus.ensure_group(self.stream, self.group)
         for delivery in self.bus.read_pending(self.stream, self.group, self.consumer):
             if stop.is_set():
@@ -80,9 +100,7 @@ class StreamConsumer:
                     self.process(delivery)
                     if stop.is_set():
                         return
-                self.bus.prune_consumers(
-                    self.stream, self.group, min_idle_ms=PRUNE_IDLE_MS
-                )
+                self.bus.prune_consumers(self.stream, self.group, min_idle_ms=PRUNE_IDLE_MS)
                 metrics.QUEUE_LAG.labels(self.stream, self.group).set(
                     self.bus.lag(self.stream, self.group)
                 )

@@ -53,8 +53,8 @@ def png_bytes(width: int, height: int, depth: int = 8) -> bytes:
     """A small valid PNG, the seed that mutations start from."""
     import cv2
 
-    dtype = np.uint8 if depth == 8 else np.uint16
-    image = (np.arange(width * height) % 251).astype(dtype).reshape(height, width)
+    values = np.arange(width * height).reshape(height, width) % 251
+    image = values.astype(np.uint8) if depth == 8 else values.astype(np.uint16)
     ok, data = cv2.imencode(".png", image)
     assert ok
     return data.tobytes()

@@ -141,3 +141,25 @@ class LocalizeFramesResponse(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     result: _types_pb2.LocalizationResult
     def __init__(self, result: _Optional[_Union[_types_pb2.LocalizationResult, _Mapping]] = ...) -> None: ...
+
+class GetScanPlanRequest(_message.Message):
+    __slots__ = ("session_id", "fov_mm", "overlap", "wells", "calibration")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FOV_MM_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    WELLS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    fov_mm: float
+    overlap: float
+    wells: _containers.RepeatedScalarFieldContainer[str]
+    calibration: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, session_id: _Optional[str] = ..., fov_mm: _Optional[float] = ..., overlap: _Optional[float] = ..., wells: _Optional[_Iterable[str]] = ..., calibration: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class GetScanPlanResponse(_message.Message):
+    __slots__ = ("plan_json", "positions")
+    PLAN_JSON_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    plan_json: str
+    positions: int
+    def __init__(self, plan_json: _Optional[str] = ..., positions: _Optional[int] = ...) -> None: ...

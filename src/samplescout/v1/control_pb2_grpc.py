@@ -65,6 +65,11 @@ class ControlServiceStub:
                 request_serializer=samplescout_dot_v1_dot_control__pb2.LocalizeFramesRequest.SerializeToString,
                 response_deserializer=samplescout_dot_v1_dot_control__pb2.LocalizeFramesResponse.FromString,
                 _registered_method=True)
+        self.GetScanPlan = channel.unary_unary(
+                '/samplescout.v1.ControlService/GetScanPlan',
+                request_serializer=samplescout_dot_v1_dot_control__pb2.GetScanPlanRequest.SerializeToString,
+                response_deserializer=samplescout_dot_v1_dot_control__pb2.GetScanPlanResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -111,6 +116,14 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetScanPlan(self, request, context):
+        """The acquisition plan for a finished session's localization (positions per sample,
+        a useq-schema WellPlatePlan for plates), as JSON.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +156,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.LocalizeFrames,
                     request_deserializer=samplescout_dot_v1_dot_control__pb2.LocalizeFramesRequest.FromString,
                     response_serializer=samplescout_dot_v1_dot_control__pb2.LocalizeFramesResponse.SerializeToString,
+            ),
+            'GetScanPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScanPlan,
+                    request_deserializer=samplescout_dot_v1_dot_control__pb2.GetScanPlanRequest.FromString,
+                    response_serializer=samplescout_dot_v1_dot_control__pb2.GetScanPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +326,33 @@ class ControlService:
             '/samplescout.v1.ControlService/LocalizeFrames',
             samplescout_dot_v1_dot_control__pb2.LocalizeFramesRequest.SerializeToString,
             samplescout_dot_v1_dot_control__pb2.LocalizeFramesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScanPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/samplescout.v1.ControlService/GetScanPlan',
+            samplescout_dot_v1_dot_control__pb2.GetScanPlanRequest.SerializeToString,
+            samplescout_dot_v1_dot_control__pb2.GetScanPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,
