@@ -209,13 +209,8 @@ def test_slow_worker_beyond_the_reclaim_threshold_changes_nothing(
         result = _run_session(_control(cluster), narrow_slide)
         assert slow_calls, "the slow worker took part"
         assert_same_samples(result, reference)
-        done = [
-            e
-            for e in backends.events.events(
-                json.loads(json.dumps(result)) and _last_session(redis_client)
-            )
-            if e.kind == pipeline_pb2.SESSION_EVENT_KIND_DONE
-        ]
+        events = backends.events.events(_only_session(redis_client))
+        done = [e for e in events if e.kind == pipeline_pb2.SESSION_EVENT_KIND_DONE]
         assert len(done) == 1
     finally:
         stop.set()
@@ -224,7 +219,7 @@ def test_slow_worker_beyond_the_reclaim_threshold_changes_nothing(
         cluster.stop_all()
 
 
-def _last_session(client: redis.Redis) -> str:
+def _only_session(client: redis.Redis) -> str:
     keys = [
         k.decode()
         for k in client.scan_iter(match="samplescout:events:*")

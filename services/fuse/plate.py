@@ -240,12 +240,13 @@ def fit_plate(
         if grid is None:
             continue
         a1, angle = grid
+        a1 = _refine(fmt, a1, angle, arcs)
         fit = _score_grid(fmt, a1, angle, pts, w, cfg)
         if fit is not None and (best is None or fit.score > best.score + 1e-9):
             best = fit
     if best is None or best.score < cfg.min_score:
         return None
-    return _refine(best, arcs, cfg)
+    return best
 
 
 def _place_grid(
@@ -353,29 +354,33 @@ def _score_grid(
     )
 
 
-def _refine(fit: PlateFit, arcs: Sequence[Arc], cfg: PlateConfig) -> PlateFit:
-    """Shift the grid onto the centres of the arcs that fit its wells (circular wells)."""
-    if not fit.fmt.circular:
-        return fit
-    half = fit.fmt.well_size / 2
-    centers = fit.centers()
+def _refine(fmt: PlateFormat, a1: np.ndarray, angle: float, arcs: Sequence[Arc]) -> np.ndarray:
+    """A1 moved onto the centres of the arcs that fit the grid's wells (circular wells):
+    the weighted median offset of those centres from their nearest predicted well."""
+    if not fmt.circular:
+        return a1
+    half = fmt.well_size / 2
+    jj, ii = np.mgrid[0 : fmt.rows, 0 : fmt.cols]
+    local = np.stack([ii.ravel(), jj.ravel()], axis=1) * fmt.pitch
+    centers = local @ rotation_matrix(angle).T + a1
     res: list[np.ndarray] = []
     wts: list[float] = []
     for a in arcs:
-        if abs(a.radius - half) > 0.05 * half + 0.15 or a.a1 - a.a0 < 60.0:
+        if abs(a.radius - half) > 0.1 * half + 0.2 or a.a1 - a.a0 < 45.0:
             continue
         d = np.asarray(a.center) - centers
         k = int(np.argmin(np.hypot(d[:, 0], d[:, 1])))
-        if float(np.hypot(*d[k])) <= 0.1 * fit.fmt.pitch:
+        if float(np.hypot(*d[k])) <= 0.15 * fmt.pitch:
             res.append(d[k])
             wts.append(a.weight * (a.a1 - a.a0))
     if len(res) < 3:
-        return fit
-    shift = np.average(np.array(res), axis=0, weights=np.array(wts))
-    return PlateFit(
-        fmt=fit.fmt,
-        a1_center=(fit.a1_center[0] + float(shift[0]), fit.a1_center[1] + float(shift[1])),
-        angle_deg=fit.angle_deg,
-        score=fit.score,
-        support=fit.support,
-    )
+        return a1
+    r, wt = np.array(res), np.array(wts)
+    shift = np.array([_weighted_median(r[:, k], wt) for k in (0, 1)])
+    return a1 + shift
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    return float(values[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])

@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--microscope",
         help="run a live session instead: sim:CARRIER[:PROFILE], grpc://HOST:PORT or replay:BUNDLE",
     )
+    p.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="with --microscope: choose frames adaptively (start where samples are likely, "
+        "follow edges, stop when the localization is unambiguous) instead of a full raster",
+    )
     p.add_argument("--out", type=Path, default=Path("result.json"), help="result JSON path")
     p.add_argument("--overlay", type=Path, help="also write an overlay PNG")
     p.add_argument(
@@ -163,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _pipeline_options(p, carrier=False)
     _add_train_parser(sub)
+    _add_plan_parser(sub)
 
     p = sub.add_parser(
         "eval",
@@ -265,6 +272,14 @@ def _localize(
     microscope = getattr(ns, "microscope", None)
     if (bundle_path is None) == (microscope is None):
         raise InputError("localize", "BUNDLE", "give a bundle directory or --microscope, not both")
+    if getattr(ns, "adaptive", False):
+        from samplescout.acquire.drivers import open_microscope
+        from samplescout.app import localize_adaptive
+
+        if microscope is None:
+            raise InputError("localize", "--adaptive", "needs --microscope")
+        carrier = getattr(ns, "carrier", None)
+        return localize_adaptive(open_microscope(microscope), settings, carrier=carrier)[0]
     source = open_source(
         bundle_path=None if bundle_path is None else str(bundle_path), microscope=microscope
     )
@@ -573,7 +588,53 @@ def cmd_fuzz(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _add_plan_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="the acquisition plan (positions per sample, plate wells) for a result JSON",
+        description="From a localization result, the positions that tile every sample with "
+        "the given field of view and overlap (holder mm, stage µm with --calibration), and "
+        "for plates the selected wells and a useq-schema WellPlatePlan.",
+    )
+    p.add_argument("result", type=Path, help="result JSON (SPEC section 3)")
+    p.add_argument("--fov-mm", type=float, default=0.5, help="objective field of view (mm)")
+    p.add_argument("--overlap", type=float, default=0.1, help="overlap of neighbours, [0, 1)")
+    p.add_argument("--wells", help="plates: wells to image, e.g. A1,B2, or 'occupied'")
+    p.add_argument(
+        "--calibration", help="holder mm -> stage µm affine: 6 numbers a,b,c,d,e,f (row-major)"
+    )
+    p.add_argument("--out", type=Path, help="write the plan JSON here (default: stdout)")
+
+
+def cmd_plan(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout.atomic import write_json_atomic
+    from samplescout.control.scanplan import scan_plan
+
+    try:
+        result = json.loads(ns.result.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(str(ns.result), "", f"cannot read the result JSON ({exc})") from None
+    calibration = None
+    if ns.calibration:
+        try:
+            calibration = [float(v) for v in ns.calibration.split(",")]
+        except ValueError:
+            raise InputError("plan", "--calibration", "must be 6 numbers") from None
+    plan = scan_plan(
+        result, fov_mm=ns.fov_mm, overlap=ns.overlap, wells=ns.wells, calibration=calibration
+    )
+    if ns.out is None:
+        print(json.dumps(plan, indent=1))
+        return 0
+    write_json_atomic(ns.out, plan)
+    for region in plan["regions"]:
+        print(f"  {region['element']} {region['label']}: {len(region['positions_mm'])} positions")
+    print(f"{plan['positions']} positions; wrote {ns.out}")
+    return 0
+
+
 COMMANDS = {
+    "plan": cmd_plan,
     "simulate": cmd_simulate,
     "localize": cmd_localize,
     "demo": cmd_demo,
