@@ -98,7 +98,7 @@ def test_every_carrier_end_to_end_on_an_easy_wide_bundle(
     recognised, every sample found (IoU >= 0.5), plate pose per SPEC."""
     from samplescout.acquire.sources import BundleSource
     from samplescout.app import EmbeddedPipeline
-    from samplescout.config import Settings
+    from samplescout.config import Method, Settings
     from samplescout.evaluate import score_holder
     from samplescout.result import validate_result
 
@@ -106,8 +106,9 @@ def test_every_carrier_end_to_end_on_an_easy_wide_bundle(
         tmp_path / "b", carrier=carrier, profile="wide", seed=seed, frame_scale=0.5
     )
     truth = json.loads((path / "ground_truth.json").read_text())
+    # The classical stages (coarse classical selection, classical identification).
     result = EmbeddedPipeline(settings=Settings()).run(
-        BundleSource(open_bundle(path)), carrier="unknown"
+        BundleSource(open_bundle(path)), carrier="unknown", method=Method("coarse")
     )
     assert validate_result(result) == []
     assert result["carrier"] == carrier

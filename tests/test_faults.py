@@ -18,13 +18,18 @@ import redis
 from test_distributed import Cluster, _control, _run_session
 
 from samplescout.acquire.sources import BundleSource
-from samplescout.app import EmbeddedPipeline, SessionManager, connect_redis, describe_entry
+from samplescout.app import (
+    EmbeddedPipeline,
+    SessionManager,
+    connect_redis,
+    describe_entry,
+    load_stages,
+)
 from samplescout.bundle import open_bundle
 from samplescout.bus import REGIONS, STRUCTURES
 from samplescout.config import Settings
 from samplescout.consumer import StreamConsumer
 from samplescout.control.server import build_server
-from samplescout.identify.classical import ClassicalIdentifier
 from samplescout.identify.worker import IdentifyWorker
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2
 
@@ -182,7 +187,7 @@ def test_slow_worker_beyond_the_reclaim_threshold_changes_nothing(
             bus=backends.bus,
             store=backends.store,
             events=backends.events,
-            identifier=ClassicalIdentifier(),
+            identifiers=load_stages(settings).identifiers,
         )
         slow_calls: list[int] = []
 

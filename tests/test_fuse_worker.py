@@ -41,7 +41,7 @@ def test_redelivery_and_order_do_not_change_the_result(tmp_path: Path) -> None:
 
     def run(order: list[bytes]) -> tuple[dict, list[int]]:
         state, events = InMemoryStateStore(), EventLog()
-        worker = FuseWorker(state=state, events=events, models={}, clock=lambda: 0.0)
+        worker = FuseWorker(state=state, events=events, clock=lambda: 0.0)
         for payload in order:
             worker.handle(payload)
         raw = state.get(result_key("s1"))
@@ -64,20 +64,20 @@ def test_a_second_replica_continues_a_session(tmp_path: Path, redis_client) -> N
     bundle = simulate(tmp_path / "b", carrier="slide", profile="narrow", seed=4, frame_scale=0.4)
     messages = _structure_messages(bundle)
     first = FuseWorker(
-        state=RedisStateStore(redis_client), events=RedisEventLog(redis_client), models={}
+        state=RedisStateStore(redis_client), events=RedisEventLog(redis_client)
     )
     half = len(messages) // 2
     for payload in messages[:half]:
         first.handle(payload)
     del first  # the replica dies; its state is in Redis
     second = FuseWorker(
-        state=RedisStateStore(redis_client), events=RedisEventLog(redis_client), models={}
+        state=RedisStateStore(redis_client), events=RedisEventLog(redis_client)
     )
     for payload in messages[half - 1 :]:  # one redelivered frame included
         second.handle(payload)
     result = json.loads(redis_client.get(result_key("s1")))
     reference = InMemoryStateStore()
-    ref_worker = FuseWorker(state=reference, events=EventLog(), models={})
+    ref_worker = FuseWorker(state=reference, events=EventLog())
     for payload in messages:
         ref_worker.handle(payload)
     assert result["samples"] == json.loads(reference.get(result_key("s1")) or b"{}")["samples"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from samplescout.acquire.drivers import Microscope, MicroscopeSource, SimulatedMicroscope
-from samplescout.app import EmbeddedPipeline, SessionManager
+from samplescout.app import EmbeddedPipeline, SessionManager, Stages, load_stages
 from samplescout.config import Settings
 from samplescout.errors import InputError
 from samplescout.sessions import SessionRequest, SessionRunner, SessionState
@@ -83,7 +83,9 @@ def test_a_failing_stage_fails_the_session_with_a_reason(easy_wide_slide: Path) 
         def identify(self, crops, geometry):
             raise RuntimeError("model exploded")
 
-    manager = SessionManager(EmbeddedPipeline(settings=Settings(), identifier=Broken()))
+    stages = load_stages(Settings())
+    broken = Stages(stages.selectors, {method: Broken() for method in stages.identifiers})
+    manager = SessionManager(EmbeddedPipeline(settings=Settings(), stages=broken))
     sid = manager.start(SessionRequest(bundle_path=str(easy_wide_slide)))
     assert _wait(manager, sid) is SessionState.FAILED
     message = manager.state(sid)[1]

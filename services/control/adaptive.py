@@ -74,10 +74,12 @@ FOLLOW_CLASSES["unknown"] = frozenset().union(*FOLLOW_CLASSES.values())
 #: than twice this.
 SMALLEST_SAMPLE_RADIUS_MM: dict[str, float] = {
     "slide": 5.0,  # 10 mm round cover glass
-    "chamber_slide": 4.0,
+    "chamber_slide": 2.5,  # the chamber walls need the whole module outline
     "petri_dish": 5.0,
     "unknown": 5.0,
 }
+#: Multiwell plates without a grid yet: gaps narrower than twice this are not searched.
+PLATE_SEARCH_RADIUS_MM = 8.0
 #: Length of a slide's label end (mm) and the usual slide size.
 LABEL_END_MM = 20.0
 SLIDE_MM = (75.0, 25.0)
@@ -307,12 +309,14 @@ class AdaptivePlanner:
         if maps.closed and self.footprints:
             return Step(None, "closed")
         gains = self._gains(maps)
-        total = sum(gains.values())
+        total: FloatArray = np.sum(list(gains.values()), axis=0)
+        here = self._position if self.footprints else maps.start
+        # ties: shorter travel, then closeness to the carrier's start point, lattice order
         order = np.lexsort(
             (
                 np.arange(len(self.candidates)),
                 np.round(np.hypot(*(self.candidates - maps.start).T), 6),
-                np.round(np.hypot(*(self.candidates - self._position).T), 6),
+                np.round(np.hypot(*(self.candidates - here).T), 6),
                 -np.round(total, 6),
             )
         )
@@ -333,7 +337,6 @@ class AdaptivePlanner:
                 axes.append(np.array([(lo[k] + hi[k]) / 2]))
                 continue
             n = math.ceil((b - a) / (f * self.config.lattice_step)) + 1
-            n += 1 - n % 2  # odd: the middle of the range is a candidate
             axes.append(np.linspace(a, b, n))
         xx, yy = np.meshgrid(axes[0], axes[1])
         return np.stack([xx.ravel(), yy.ravel()], axis=1)
@@ -401,9 +404,14 @@ class AdaptivePlanner:
             maps.closed = plate_done
             if not plate_done:
                 self._follow_edges(loc, carrier, maps, inside_obs, excluded, [])
+                if not isinstance(loc.get("plate"), Mapping):
+                    # no grid from the corners yet: look for wells anywhere, at low weight
+                    maps.radius = PLATE_SEARCH_RADIUS_MM
+                    self._discovery("unknown", maps, to_obs, excluded, [])
+                    maps.hidden *= 0.25
             return maps
         if carrier in ("slide", "chamber_slide"):
-            self._slide_ends(maps)
+            self._slide_ends(maps, excluded)
         for s in samples:
             poly = np.asarray(s.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
             if len(poly) < 3:
@@ -429,30 +437,42 @@ class AdaptivePlanner:
         """Cells that cannot hold a sample: a seen label (slides: its whole end) and codes."""
         g = self._grid
         mask = np.zeros(g.shape, np.uint8)
-        polys = [
-            np.asarray(s.get("polygon_mm"), dtype=np.float64).reshape(-1, 2)
+        labels = [
+            s
             for s in loc.get("structures") or []
             if s.get("class") == "label" and s.get("polygon_mm")
         ]
-        polys += [
-            np.asarray(b.get("polygon_mm"), dtype=np.float64).reshape(-1, 2)
-            for b in loc.get("barcodes") or []
-            if b.get("polygon_mm")
+        codes = [b for b in loc.get("barcodes") or [] if b.get("polygon_mm")]
+        polys = [
+            np.asarray(x["polygon_mm"], dtype=np.float64).reshape(-1, 2) for x in labels + codes
         ]
+        weights = [float(x.get("probability", 1.0)) for x in labels] + [1.0] * len(codes)
         lo, hi = self.stage
-        for p in polys:
+        if carrier not in ("slide", "chamber_slide"):
+            for p in polys:
+                if len(p) >= 3:
+                    g.fill(mask, p)
+            return mask
+        # A slide has one label, at one end: only evidence within that end counts, and
+        # with evidence at both ends the stronger end (probability x area) wins.
+        reach = LABEL_END_MM + 5.0
+        ends: dict[str, float] = {}
+        for p, weight in zip(polys, weights, strict=True):
             if len(p) < 3:
                 continue
-            g.fill(mask, p)
-            if carrier in ("slide", "chamber_slide"):
-                # the label takes one end of the slide: exclude that end up to its length
-                cx = float(p[:, 0].mean())
-                if cx < (lo[0] + hi[0]) / 2:
-                    x0, x1 = lo[0] - 5.0, max(float(p[:, 0].max()), lo[0] + LABEL_END_MM)
-                else:
-                    x0, x1 = min(float(p[:, 0].min()), hi[0] - LABEL_END_MM), hi[0] + 5.0
-                box = [[x0, lo[1] - 5], [x1, lo[1] - 5], [x1, hi[1] + 5], [x0, hi[1] + 5]]
-                g.fill(mask, box)
+            if p[:, 0].max() <= lo[0] + reach:
+                ends["left"] = ends.get("left", 0.0) + weight * _polygon_area(p)
+            elif p[:, 0].min() >= hi[0] - reach:
+                ends["right"] = ends.get("right", 0.0) + weight * _polygon_area(p)
+        if not ends:
+            return mask
+        side = max(ends, key=lambda k: (ends[k], k))
+        x0, x1 = (
+            (lo[0] - 5.0, lo[0] + LABEL_END_MM)
+            if side == "left"
+            else (hi[0] - LABEL_END_MM, hi[0] + 5.0)
+        )
+        g.fill(mask, [[x0, lo[1] - 5], [x1, lo[1] - 5], [x1, hi[1] + 5], [x0, hi[1] + 5]])
         return mask
 
     def _sample_region(self, carrier: str) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
@@ -524,11 +544,11 @@ class AdaptivePlanner:
         margin = 0.5
         if s.get("shape") == "circle" or len(poly) > 8:
             pts = _densify(np.vstack([poly, poly[:1]]), 0.25)
-            seen = self._grid.lookup(inside_obs, pts) >= margin
-            if seen.mean() >= cfg.circle_seen_fraction:
+            arc_seen = self._grid.lookup(inside_obs, pts) >= margin
+            if arc_seen.mean() >= cfg.circle_seen_fraction:
                 return True
             side = np.zeros(self._grid.shape, np.float32)
-            for a, b, ok in zip(pts[:-1], pts[1:], seen[:-1], strict=True):
+            for a, b, ok in zip(pts[:-1], pts[1:], arc_seen[:-1], strict=True):
                 if not ok:
                     self._grid.line(side, a, b, cfg.band_mm)
             maps.sides = np.maximum(maps.sides, side * cfg.side_weight)
@@ -646,7 +666,7 @@ class AdaptivePlanner:
         maps.targets = targets * self.config.target_weight
         return False
 
-    def _slide_ends(self, maps: _Maps) -> None:
+    def _slide_ends(self, maps: _Maps, excluded: NDArray[np.uint8]) -> None:
         """Both short ends of the slide: without its whole outline the slide is not found,
         and cover glasses are placed on the slide."""
         lo, hi = self.stage
@@ -655,6 +675,7 @@ class AdaptivePlanner:
         ends = np.zeros(self._grid.shape, np.float32)
         for x0, x1 in ((lo[0], lo[0] + 2 * slack), (hi[0] - 2 * slack, hi[0])):
             self._grid.line(ends, (x0, mid), (x1, mid), self.config.band_mm)
+        ends[excluded > 0] = 0  # the label's end needs no look
         maps.targets = np.maximum(maps.targets, ends * self.config.target_weight)
 
     def _disc_seen(
@@ -682,7 +703,6 @@ class _Maps:
     target_reason: str = "carrier outline"
 
 
-
 def _unique_partner(dim: float, tol: float = 0.6) -> float | None:
     """The other side of the only standard cover glass with a side ``dim`` (else None)."""
     partners = {
@@ -691,6 +711,11 @@ def _unique_partner(dim: float, tol: float = 0.6) -> float | None:
         if abs(a - dim) <= tol or abs(b - dim) <= tol
     }
     return partners.pop() if len(partners) == 1 else None
+
+
+def _polygon_area(p: FloatArray) -> float:
+    x, y = p[:, 0], p[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def _densify(points: FloatArray, step: float) -> FloatArray:

@@ -185,13 +185,14 @@ def _tile_convex(poly: FloatArray, fov: tuple[float, float], overlap: float) -> 
 
 def _place(poly: FloatArray, c: FloatArray, fw: float, fh: float, depth: int) -> list[FloatArray]:
     """A centre inside ``poly`` whose field covers ``poly`` within the field at ``c``."""
-    piece = _clip(poly, np.array([c - [fw / 2, fh / 2], c + [fw / 2, fh / 2]]))
+    half = np.array([fw / 2, fh / 2])
+    piece = _clip(poly, np.array([c - half, c + half]))
     if piece is None or _area(piece) < 1e-12:
         return []
     if _inside(poly, c):
         return [c]
     pl, ph = piece.min(axis=0), piece.max(axis=0)
-    valid = np.array([ph - [fw / 2, fh / 2], pl + [fw / 2, fh / 2]])  # centres covering it
+    valid = np.array([ph - half, pl + half])  # the centres whose field covers the piece
     region = _clip(poly, valid)
     if region is not None and _area(region) > 1e-12:
         best = region.mean(axis=0)
@@ -202,7 +203,8 @@ def _place(poly: FloatArray, c: FloatArray, fw: float, fh: float, depth: int) ->
     quarters = []
     for dx in (-fw / 4, fw / 4):
         for dy in (-fh / 4, fh / 4):
-            sub = _clip(piece, np.array([c + [dx, dy] - [fw / 4, fh / 4], c + [dx, dy] + [fw / 4, fh / 4]]))
+            q = c + np.array([dx, dy])
+            sub = _clip(piece, np.array([q - half / 2, q + half / 2]))
             if sub is not None and _area(sub) > 1e-12:
                 quarters.extend(_place(sub, sub.mean(axis=0), fw, fh, depth + 1))
     return quarters
@@ -211,8 +213,12 @@ def _place(poly: FloatArray, c: FloatArray, fw: float, fh: float, depth: int) ->
 def _clip(poly: FloatArray, box: FloatArray) -> FloatArray | None:
     """``poly`` clipped to the axis-aligned ``box = [[x0, y0], [x1, y1]]`` (Sutherland-Hodgman)."""
     pts = [tuple(p) for p in poly]
-    for axis, bound, keep_ge in ((0, box[0, 0], True), (0, box[1, 0], False),
-                                 (1, box[0, 1], True), (1, box[1, 1], False)):
+    for axis, bound, keep_ge in (
+        (0, box[0, 0], True),
+        (0, box[1, 0], False),
+        (1, box[0, 1], True),
+        (1, box[1, 1], False),
+    ):
         if not pts:
             return None
         out = []
@@ -236,11 +242,15 @@ def _area(p: FloatArray) -> float:
 
 def _inside(poly: FloatArray, p: FloatArray, tol: float = 1e-9) -> bool:
     ring = poly.astype(np.float64)
-    d = cv2.pointPolygonTest(ring.astype(np.float32).reshape(-1, 1, 2), (float(p[0]), float(p[1])), True)
+    d = cv2.pointPolygonTest(
+        ring.astype(np.float32).reshape(-1, 1, 2), (float(p[0]), float(p[1])), True
+    )
     return bool(d >= -1e-4 - tol)
 
 
-def coverage(polygon: ArrayLike, positions: ArrayLike, fov: tuple[float, float], cell_mm: float = 0.01) -> float:
+def coverage(
+    polygon: ArrayLike, positions: ArrayLike, fov: tuple[float, float], cell_mm: float = 0.01
+) -> float:
     """Share of the polygon's raster cells that some field covers (a check for tests)."""
     poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
@@ -251,13 +261,14 @@ def coverage(polygon: ArrayLike, positions: ArrayLike, fov: tuple[float, float],
     cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1, shift=4)
     # keep cells whose centre lies inside (the raster's outline cells may poke out)
     cover = np.zeros_like(mask)
+    eps = 1e-6  # cell i has its centre at lo + i * cell_mm
     for x, y in pos:
-        j0 = max(0, math.floor((x - fov[0] / 2 - lo[0]) / cell_mm))
-        j1 = min(size[0], math.ceil((x + fov[0] / 2 - lo[0]) / cell_mm))
-        i0 = max(0, math.floor((y - fov[1] / 2 - lo[1]) / cell_mm))
-        i1 = min(size[1], math.ceil((y + fov[1] / 2 - lo[1]) / cell_mm))
+        j0 = max(0, math.ceil((x - fov[0] / 2 - lo[0]) / cell_mm - eps))
+        j1 = min(size[0], math.floor((x + fov[0] / 2 - lo[0]) / cell_mm + eps) + 1)
+        i0 = max(0, math.ceil((y - fov[1] / 2 - lo[1]) / cell_mm - eps))
+        i1 = min(size[1], math.floor((y + fov[1] / 2 - lo[1]) / cell_mm + eps) + 1)
         cover[i0:i1, j0:j1] = 1
-    inner = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    inner = cv2.erode(mask, np.ones((3, 3), np.uint8))  # outline cells: rounding noise
     return float((cover[inner > 0] > 0).mean()) if inner.any() else 1.0
 
 
@@ -281,7 +292,11 @@ def parse_well(name: str) -> tuple[int, int]:
 def _select_wells(
     samples: Sequence[Any], plate: Mapping[str, Any] | None, wells: Sequence[str] | str | None
 ) -> set[str]:
-    names = [str(s.get("label")) for s in samples if isinstance(s, Mapping) and s.get("element") == "well"]
+    names = [
+        str(s.get("label"))
+        for s in samples
+        if isinstance(s, Mapping) and s.get("element") == "well"
+    ]
     if wells is None or wells == "" or plate is None:
         return set(names)
     if isinstance(wells, str):
@@ -297,7 +312,9 @@ def _select_wells(
         r, c = parse_well(w)
         name = w.strip().upper()
         if not (0 <= r < int(plate["rows"]) and 0 <= c < int(plate["cols"])):
-            raise InputError("plan", "wells", f"{name} is not on a {plate['rows']}x{plate['cols']} plate")
+            raise InputError(
+                "plan", "wells", f"{name} is not on a {plate['rows']}x{plate['cols']} plate"
+            )
         chosen.add(name)
     return chosen
 
@@ -332,7 +349,9 @@ def _plate_plan(
         "well_size_mm": float(plate["well_size_mm"]),
         "circular_wells": bool(plate.get("circular_wells", True)),
         "selected_wells": order,
-        "well_centers_mm": {n: [float(x), float(y)] for n, (x, y) in zip(order, centres, strict=True)},
+        "well_centers_mm": {
+            n: [float(x), float(y)] for n, (x, y) in zip(order, centres, strict=True)
+        },
         "stage_frame": "calibrated stage µm" if affine is not None else "holder µm, y up",
         "well_centers_um": {
             n: [float(x), float(y)]
@@ -373,11 +392,20 @@ def useq_well_plate_plan(
     spacing = [float(v) * k for v in plate["well_spacing_mm"]]
     size = float(plate["well_size_mm"]) * k
     fov_um = (fov[0] * scale, fov[1] * scale)
-    n = [max(1, math.ceil((size * 1000 - f) / (f * (1 - overlap))) + 1) if size * 1000 > f else 1 for f in fov_um]
+    n = [
+        max(1, math.ceil((size * 1000 - f) / (f * (1 - overlap))) + 1) if size * 1000 > f else 1
+        for f in fov_um
+    ]
     points: dict[str, Any] = (
-        {"rows": n[1], "columns": n[0], "overlap": [overlap * 100, overlap * 100],
-         "fov_width": fov_um[0], "fov_height": fov_um[1], "mode": "row_wise_snake",
-         "relative_to": "center"}
+        {
+            "rows": n[1],
+            "columns": n[0],
+            "overlap": [overlap * 100, overlap * 100],
+            "fov_width": fov_um[0],
+            "fov_height": fov_um[1],
+            "mode": "row_wise_snake",
+            "relative_to": "center",
+        }
         if n[0] * n[1] > 1
         else {"x": 0.0, "y": 0.0}
     )

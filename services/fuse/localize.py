@@ -820,6 +820,8 @@ def _chords(entries: list[dict[str, Any]]) -> list[Chord]:
             p0, p1 = np.asarray(e["segment"][0]), np.asarray(e["segment"][1])
             out.append((p0, p1, float(e["p"]), int(e["frame"])))
             continue
+        if e["arc"] is None:
+            continue  # a label or another structure without an outline
         cx, cy, r, a0, a1 = e["arc"]
         n = max(1, math.ceil(math.radians(a1 - a0) * r))
         a = np.radians(np.linspace(a0, a1, n + 1))

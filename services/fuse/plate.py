@@ -201,7 +201,7 @@ def _to_local(points: np.ndarray, a1: np.ndarray, angle_deg: float) -> np.ndarra
 class PlateConfig:
     """Tolerances of the grid fit (mm)."""
 
-    outline_tol_mm: float = 0.3
+    outline_tol_mm: float = 0.5
     radius_tol: float = 0.12
     min_score: float = 0.15
     min_points: int = 20

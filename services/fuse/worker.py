@@ -45,6 +45,16 @@ def done_key(session_id: str) -> str:
     return f"samplescout:done:{session_id}"
 
 
+def models_used(frames: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Provenance: the select/identify models named in the frames' stats."""
+    out: dict[str, str] = {}
+    for stage in ("select", "identify"):
+        names = sorted({str(fr.get(f"{stage}_model", "")) for fr in frames.values()} - {""})
+        if names:
+            out[stage] = ",".join(names)
+    return out
+
+
 class FuseWorker:
     """Adds each frame's structures to the session's fuse state and localizes.
 
@@ -57,12 +67,10 @@ class FuseWorker:
         *,
         state: StateStore,
         events: EventSink,
-        models: Mapping[str, str],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
         self._events = events
-        self._models = dict(models)
         self._clock = clock
 
     def handle(self, payload: bytes) -> None:
@@ -127,7 +135,10 @@ class FuseWorker:
         )
         event.result.json = json.dumps(
             assemble_result(
-                fused, models=self._models, context={}, stats={"frames": len(doc["frames"])}
+                fused,
+                models=models_used(doc["frames"]),
+                context={},
+                stats={"frames": len(doc["frames"])},
             )
         )
         self._events.emit(event)
@@ -140,7 +151,7 @@ class FuseWorker:
         fused = localize(fuse, carrier)
         result = assemble_result(
             fused,
-            models=self._models,
+            models=models_used(doc["frames"]),
             context=dict(session.context),
             stats=self._stats(doc["frames"], session),
         )

@@ -95,6 +95,8 @@ class ClassicalIdentifier:
         Lower bound of the gradient noise (grey levels per pixel).
     """
 
+    name = "classical-identify@1"
+
     def __init__(
         self,
         *,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from samplescout import bus as streams
 from samplescout.bus import Bus
-from samplescout.contracts import Region, pose_from_proto
+from samplescout.contracts import Region, model_name, pose_from_proto
 from samplescout.framestore import FrameStore
 from samplescout.geometry import FrameGeometry
 from samplescout.identify.base import Identifier
@@ -20,6 +21,8 @@ class IdentifyWorker:
 
     Parameters
     ----------
+    identifiers
+        The identifier per session ``method``; the first entry is the default.
     top_k
         Identify at most this many regions per frame (0: all of them).
     """
@@ -30,13 +33,16 @@ class IdentifyWorker:
         bus: Bus,
         store: FrameStore,
         events: EventSink,
-        identifier: Identifier,
+        identifiers: Mapping[str, Identifier],
         top_k: int = 0,
     ) -> None:
+        if not identifiers:
+            raise ValueError("at least one identifier is needed")
         self._bus = bus
         self._store = store
         self._events = events
-        self._identifier = identifier
+        self._identifiers = dict(identifiers)
+        self._default = next(iter(self._identifiers))
         self._top_k = top_k
 
     def handle(self, payload: bytes) -> None:
@@ -54,7 +60,10 @@ class IdentifyWorker:
         before = self._store.pixels_read(key)
         bytes_before = self._store.bytes_moved(key)[1]
         crops = [(r, self._store.crop(key, r.box_px)) for r in regions]
-        structures = self._identifier.identify(crops, geometry)
+        identifier = self._identifiers.get(msg.session.method or self._default)
+        if identifier is None:
+            raise ValueError(f"unknown method {msg.session.method!r}")
+        structures = identifier.identify(crops, geometry)
         # Codes on the label: read around the code-like crops (counted as pixels read).
         codes = read_codes(
             [(box, self._store.crop(key, box)) for box in code_boxes(crops, geometry)], geometry
@@ -65,6 +74,7 @@ class IdentifyWorker:
         stats.full_res_pixels_read = self._store.pixels_read(key) - before
         stats.regions_identified = len(regions)
         stats.identify_bytes_read = self._store.bytes_moved(key)[1] - bytes_before
+        stats.identify_model = model_name(identifier)
         out = pipeline_pb2.StructuresIdentified(
             session=msg.session,
             frame=frame,

@@ -104,6 +104,8 @@ class ClassicalSelector:
         count relative to it, so a textured surface does not light up as structure.
     """
 
+    name = "classical-select@1"
+
     def __init__(
         self,
         *,

@@ -14,6 +14,8 @@ class FullFrameSelector:
     This is what one does without a selection step; the benchmark compares against it.
     """
 
+    name = "full-frame-tiles@1"
+
     def __init__(self, *, tile: int = 256, overlap: int = 32) -> None:
         if tile <= overlap:
             raise ValueError("tile must be larger than overlap")

@@ -74,6 +74,10 @@ def make_region(
     )
 
 
+#: Decimals kept of the model's probabilities (SPEC: results independent of workers).
+PROBABILITY_DECIMALS = 4
+
+
 class NetSelector:
     """Selection by the coarse-frame U-Net: class map -> threshold -> connected regions.
 
@@ -128,7 +132,9 @@ class NetSelector:
         with torch.inference_mode():
             logits = self.model.full_logits(x)[..., :h, :w]  # type: ignore[operator]
             prob = torch.softmax(logits, dim=1)[0]
-        return prob.float().cpu().numpy()
+        # Float kernels differ in the last bits with thread count and device; rounding
+        # keeps regions (and so the final answer) independent of where the model ran.
+        return np.round(prob.float().cpu().numpy(), PROBABILITY_DECIMALS)
 
     def select(
         self, coarse: np.ndarray, *, frame_index: int, geometry: FrameGeometry, factor: int

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from samplescout.select.base import Selector
-
 from samplescout import bus as streams
 from samplescout import metrics
 from samplescout.bus import Bus
-from samplescout.contracts import pose_from_proto
+from samplescout.contracts import model_name, pose_from_proto
 from samplescout.framestore import FrameStore
 from samplescout.geometry import FrameGeometry
+from samplescout.select.base import Selector
 from samplescout.sessions import EventSink
 from samplescout.v1 import pipeline_pb2
 
@@ -53,6 +52,7 @@ class SelectWorker:
         stats.select_seconds = time.perf_counter() - t0
         stats.coarse_pixels = int(coarse.size)
         stats.regions = len(regions)
+        stats.select_model = model_name(selector)
         stats.select_bytes_read = self._store.bytes_moved(key)[1] - read_before
         out = pipeline_pb2.RegionsSelected(
             session=msg.session,

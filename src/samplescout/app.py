@@ -55,12 +55,41 @@ class SessionCancelled(SampleScoutError):
     """The session was cancelled by its client."""
 
 
-def default_selectors() -> dict[str, Selector]:
-    return {Method.COARSE.value: ClassicalSelector(), Method.CLASSICAL.value: FullFrameSelector()}
+@dataclass(frozen=True)
+class Stages:
+    """The selectors and identifiers per method, loaded once at start-up."""
+
+    selectors: Mapping[str, Selector]
+    identifiers: Mapping[str, Identifier]
 
 
-def default_models() -> dict[str, str]:
-    return {"select": "classical-select@1", "identify": "classical-identify@1"}
+def load_stages(settings: Settings, context: Mapping[str, str] | None = None) -> Stages:
+    """Models for every method; the learned ones come from the model registry.
+
+    The settings' method comes first, so it is the default for sessions that name none.
+    """
+    from samplescout.identify.net import load_identifier
+    from samplescout.select.net import load_selector
+
+    classical = ClassicalIdentifier()
+    unet = load_selector(settings.model_registry, dict(context or {}))
+    selectors: dict[str, Selector] = {
+        Method.COARSE.value: ClassicalSelector(),
+        Method.COARSE_UNET.value: unet,
+        Method.COARSE_CNN.value: unet,
+        Method.CLASSICAL.value: FullFrameSelector(),
+    }
+    identifiers: dict[str, Identifier] = {
+        Method.COARSE.value: classical,
+        Method.COARSE_UNET.value: classical,
+        Method.COARSE_CNN.value: load_identifier(settings.model_registry, dict(context or {})),
+        Method.CLASSICAL.value: classical,
+    }
+    first = settings.method.value
+    return Stages(
+        selectors={first: selectors[first], **selectors},
+        identifiers={first: identifiers[first], **identifiers},
+    )
 
 
 class EmbeddedPipeline:
@@ -74,9 +103,7 @@ class EmbeddedPipeline:
         self,
         *,
         settings: Settings,
-        selectors: Mapping[str, Selector] | None = None,
-        identifier: Identifier | None = None,
-        models: Mapping[str, str] | None = None,
+        stages: Stages | None = None,
     ) -> None:
         self.settings = settings
         self.bus = InMemoryBus()
@@ -86,20 +113,18 @@ class EmbeddedPipeline:
         self.acquire = AcquireWorker(
             bus=self.bus, store=self.store, events=self.events, coarse_factor=settings.coarse_factor
         )
+        stages = stages or load_stages(settings)
         select = SelectWorker(
-            bus=self.bus,
-            store=self.store,
-            events=self.events,
-            selectors=selectors or default_selectors(),
+            bus=self.bus, store=self.store, events=self.events, selectors=stages.selectors
         )
         identify = IdentifyWorker(
             bus=self.bus,
             store=self.store,
             events=self.events,
-            identifier=identifier or ClassicalIdentifier(),
+            identifiers=stages.identifiers,
             top_k=settings.top_k,
         )
-        fuse = FuseWorker(state=self.state, events=self.events, models=models or default_models())
+        fuse = FuseWorker(state=self.state, events=self.events)
         self._stages: list[tuple[str, str, Callable[[bytes], None], type[Any]]] = [
             (streams.FRAMES, "select", select.handle, pipeline_pb2.FrameAcquired),
             (streams.REGIONS, "identify", identify.handle, pipeline_pb2.RegionsSelected),
@@ -224,7 +249,13 @@ class EmbeddedPipeline:
                             handle(delivery.payload)
                         except Exception as exc:  # a failing frame fails its session only
                             sid = msg_type.FromString(delivery.payload).session.session_id
-                            log.exception("stage failed", stream=stream, session_id=sid)
+                            log.error(
+                                "stage failed",
+                                stream=stream,
+                                session_id=sid,
+                                error=f"{type(exc).__name__}: {exc}",
+                            )
+                            log.debug("stage failure traceback", exc_info=True)
                             self.state.set(
                                 f"samplescout:failed:{sid}",
                                 f"{group} stage failed: {type(exc).__name__}: {exc}".encode(),
@@ -482,15 +513,13 @@ def build_stage_handler(
             **common, coarse_factor=settings.coarse_factor, state=backends.state
         ).handle
     if name == "select":
-        return SelectWorker(**common, selectors=default_selectors()).handle
+        return SelectWorker(**common, selectors=load_stages(settings).selectors).handle
     if name == "identify":
         return IdentifyWorker(
-            **common, identifier=ClassicalIdentifier(), top_k=settings.top_k
+            **common, identifiers=load_stages(settings).identifiers, top_k=settings.top_k
         ).handle
     if name == "fuse":
-        return FuseWorker(
-            state=backends.state, events=backends.events, models=default_models()
-        ).handle
+        return FuseWorker(state=backends.state, events=backends.events).handle
     raise ValueError(f"unknown service {name!r} (one of {', '.join(SERVICES)})")
 
 
@@ -723,7 +752,8 @@ def latest_localization(events: EventLog, session_id: str) -> dict[str, Any] | N
             pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
             pipeline_pb2.SESSION_EVENT_KIND_DONE,
         ):
-            return json.loads(event.result.json)  # type: ignore[no-any-return]
+            doc: dict[str, Any] = json.loads(event.result.json)
+            return doc
     return None
 
 

@@ -499,7 +499,7 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
     for item in ns.context:
         key, sep, value = item.partition("=")
         if not sep:
-            raise InputError(f"--context {item!r}: expected KEY=VALUE")
+            raise InputError("train", "--context", f"{item!r}: expected KEY=VALUE")
         context[key] = value.split(",") if key == "carriers" else value
     common: dict[str, Any] = {
         "data_seeds": ns.data_seeds,
@@ -571,6 +571,8 @@ def cmd_eval(ns: argparse.Namespace, settings: Settings) -> int:
     )
     doc = evaluate.evaluate_set(ns.set_dir, localize=localizer, precomputed=ns.precomputed)
     print(evaluate.format_table(doc))
+    if doc["models"]:
+        print("models: " + ", ".join(doc["models"]))
     if ns.out:
         write_json_atomic(ns.out, doc)
         print(f"wrote {ns.out}")

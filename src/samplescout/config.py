@@ -14,8 +14,14 @@ ENV_PREFIX = "SAMPLESCOUT_"
 class Method(str, Enum):
     """How regions are chosen for identification."""
 
-    #: Selection on coarse data, identification of the selected full-res crops only.
+    #: Selection on coarse data, identification of the selected full-res crops only,
+    #: with the first-version classical stages: the default, because the trained models
+    #: do not yet beat them (see docs/models.md).
     COARSE = "coarse"
+    #: Learned selection (U-Net on coarse data), classical identification of the crops.
+    COARSE_UNET = "coarse-unet"
+    #: Learned selection and learned identification (CNN) of the selected crops.
+    COARSE_CNN = "coarse-cnn"
     #: Classical full-resolution baseline: every tile of every frame is identified.
     CLASSICAL = "classical"
 
@@ -46,6 +52,8 @@ class Settings:
         above the slowest handler's time.
     frame_ttl_s
         Lifetime of frames and session state in Redis.
+    model_registry
+        Directory of a model registry (default: the models shipped in the package).
     """
 
     redis_url: str | None = None
@@ -59,6 +67,7 @@ class Settings:
     reclaim_idle_ms: int = 120_000
     reclaim_every_s: float = 10.0
     frame_ttl_s: int = 3600
+    model_registry: str | None = None
 
     def __post_init__(self) -> None:
         if self.coarse_factor < 1 or self.coarse_factor > 64:

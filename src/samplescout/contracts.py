@@ -53,6 +53,12 @@ def class_from_proto(value: int) -> str:
     return STRUCTURE_CLASSES[value - 1]
 
 
+def model_name(model: object) -> str:
+    """Provenance name of a stage model: its ``name`` (registry ``name@version``)."""
+    name = getattr(model, "name", None)
+    return name if isinstance(name, str) and name else type(model).__name__
+
+
 def pose_to_proto(pose: Pose) -> types_pb2.Pose:
     return types_pb2.Pose(
         center_mm=types_pb2.Point2(x=pose.center_mm[0], y=pose.center_mm[1]),

@@ -219,9 +219,10 @@ def evaluate_set(
     Returns
     -------
     dict
-        :func:`table` of the scores.
+        :func:`table` of the scores, plus ``models``: the models the results name.
     """
     scores: list[HolderScore] = []
+    models: set[str] = set()
     for member in set_members(set_dir):
         truth = json.loads((member / GROUND_TRUTH).read_text())
         t0 = time.perf_counter()
@@ -234,7 +235,11 @@ def evaluate_set(
             result = localize(member)
             seconds = time.perf_counter() - t0
         scores.append(score_holder(result, truth, name=member.name, seconds=seconds))
-    return table(scores)
+        prov = (result.get("provenance") or {}).get("models") or {}
+        models.update(f"{stage}={name}" for stage, name in sorted(prov.items()))
+    doc = table(scores)
+    doc["models"] = sorted(models)
+    return doc
 
 
 def pipeline_localizer(settings: Any, *, recognise_carrier: bool = False) -> Any:

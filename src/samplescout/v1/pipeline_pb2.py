@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from samplescout.v1 import types_pb2 as samplescout_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsamplescout/v1/pipeline.proto\x12\x0esamplescout.v1\x1a\x1asamplescout/v1/types.proto\"\x96\x02\n\x0bSessionSpec\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07\x63\x61rrier\x18\x02 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12\x39\n\x07\x63ontext\x18\x03 \x03(\x0b\x32(.samplescout.v1.SessionSpec.ContextEntry\x12\x13\n\x0b\x66rame_count\x18\x04 \x01(\x05\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x14\n\x0cstarted_unix\x18\x06 \x01(\x01\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0bprogressive\x18\x08 \x01(\x08\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb8\x02\n\nFrameStats\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x01 \x01(\x01\x12\x16\n\x0e\x63oarse_seconds\x18\x02 \x01(\x01\x12\x16\n\x0eselect_seconds\x18\x03 \x01(\x01\x12\x18\n\x10identify_seconds\x18\x04 \x01(\x01\x12\x17\n\x0f\x66ull_res_pixels\x18\x05 \x01(\x03\x12\x15\n\rcoarse_pixels\x18\x06 \x01(\x03\x12\x1c\n\x14\x66ull_res_pixels_read\x18\x07 \x01(\x03\x12\x0f\n\x07regions\x18\x08 \x01(\x05\x12\x1a\n\x12regions_identified\x18\t \x01(\x05\x12\x15\n\rbytes_written\x18\n \x01(\x03\x12\x19\n\x11select_bytes_read\x18\x0b \x01(\x03\x12\x1b\n\x13identify_bytes_read\x18\x0c \x01(\x03\"u\n\x0e\x41\x63quireRequest\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12\x15\n\x0b\x62undle_path\x18\x02 \x01(\tH\x00\x12\x14\n\nmicroscope\x18\x03 \x01(\tH\x00\x42\x08\n\x06source\"\x8e\x01\n\rFrameAcquired\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12$\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.samplescout.v1.Frame\x12)\n\x05stats\x18\x03 \x01(\x0b\x32\x1a.samplescout.v1.FrameStats\"\xc2\x01\n\x0fRegionsSelected\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12$\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.samplescout.v1.Frame\x12\x30\n\x07regions\x18\x03 \x03(\x0b\x32\x1f.samplescout.v1.StructureRegion\x12)\n\x05stats\x18\x04 \x01(\x0b\x32\x1a.samplescout.v1.FrameStats\"\x91\x02\n\x14StructuresIdentified\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12$\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.samplescout.v1.Frame\x12\x37\n\nstructures\x18\x03 \x03(\x0b\x32#.samplescout.v1.IdentifiedStructure\x12)\n\x05stats\x18\x04 \x01(\x0b\x32\x1a.samplescout.v1.FrameStats\x12)\n\x08\x62\x61rcodes\x18\x05 \x03(\x0b\x32\x17.samplescout.v1.Barcode\x12\x16\n\x0e\x65nd_of_session\x18\x06 \x01(\x08\"\xcd\x01\n\x0cSessionEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .samplescout.v1.SessionEventKind\x12\x13\n\x0b\x66rame_index\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\r\n\x05\x63ount\x18\x06 \x01(\x05\x12\x32\n\x06result\x18\x07 \x01(\x0b\x32\".samplescout.v1.LocalizationResult*\xdf\x02\n\x10SessionEventKind\x12\"\n\x1eSESSION_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSESSION_EVENT_KIND_STARTED\x10\x01\x12%\n!SESSION_EVENT_KIND_FRAME_ACQUIRED\x10\x02\x12\'\n#SESSION_EVENT_KIND_REGIONS_SELECTED\x10\x03\x12,\n(SESSION_EVENT_KIND_STRUCTURES_IDENTIFIED\x10\x04\x12+\n\'SESSION_EVENT_KIND_LOCALIZATION_UPDATED\x10\x05\x12\x1b\n\x17SESSION_EVENT_KIND_DONE\x10\x06\x12\x1d\n\x19SESSION_EVENT_KIND_FAILED\x10\x07\x12 \n\x1cSESSION_EVENT_KIND_CANCELLED\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsamplescout/v1/pipeline.proto\x12\x0esamplescout.v1\x1a\x1asamplescout/v1/types.proto\"\x96\x02\n\x0bSessionSpec\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07\x63\x61rrier\x18\x02 \x01(\x0e\x32\x17.samplescout.v1.Carrier\x12\x39\n\x07\x63ontext\x18\x03 \x03(\x0b\x32(.samplescout.v1.SessionSpec.ContextEntry\x12\x13\n\x0b\x66rame_count\x18\x04 \x01(\x05\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x14\n\x0cstarted_unix\x18\x06 \x01(\x01\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0bprogressive\x18\x08 \x01(\x08\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe6\x02\n\nFrameStats\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x01 \x01(\x01\x12\x16\n\x0e\x63oarse_seconds\x18\x02 \x01(\x01\x12\x16\n\x0eselect_seconds\x18\x03 \x01(\x01\x12\x18\n\x10identify_seconds\x18\x04 \x01(\x01\x12\x17\n\x0f\x66ull_res_pixels\x18\x05 \x01(\x03\x12\x15\n\rcoarse_pixels\x18\x06 \x01(\x03\x12\x1c\n\x14\x66ull_res_pixels_read\x18\x07 \x01(\x03\x12\x0f\n\x07regions\x18\x08 \x01(\x05\x12\x1a\n\x12regions_identified\x18\t \x01(\x05\x12\x15\n\rbytes_written\x18\n \x01(\x03\x12\x19\n\x11select_bytes_read\x18\x0b \x01(\x03\x12\x1b\n\x13identify_bytes_read\x18\x0c \x01(\x03\x12\x14\n\x0cselect_model\x18\r \x01(\t\x12\x16\n\x0eidentify_model\x18\x0e \x01(\t\"u\n\x0e\x41\x63quireRequest\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12\x15\n\x0b\x62undle_path\x18\x02 \x01(\tH\x00\x12\x14\n\nmicroscope\x18\x03 \x01(\tH\x00\x42\x08\n\x06source\"\x8e\x01\n\rFrameAcquired\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12$\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.samplescout.v1.Frame\x12)\n\x05stats\x18\x03 \x01(\x0b\x32\x1a.samplescout.v1.FrameStats\"\xc2\x01\n\x0fRegionsSelected\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12$\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.samplescout.v1.Frame\x12\x30\n\x07regions\x18\x03 \x03(\x0b\x32\x1f.samplescout.v1.StructureRegion\x12)\n\x05stats\x18\x04 \x01(\x0b\x32\x1a.samplescout.v1.FrameStats\"\x91\x02\n\x14StructuresIdentified\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.samplescout.v1.SessionSpec\x12$\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.samplescout.v1.Frame\x12\x37\n\nstructures\x18\x03 \x03(\x0b\x32#.samplescout.v1.IdentifiedStructure\x12)\n\x05stats\x18\x04 \x01(\x0b\x32\x1a.samplescout.v1.FrameStats\x12)\n\x08\x62\x61rcodes\x18\x05 \x03(\x0b\x32\x17.samplescout.v1.Barcode\x12\x16\n\x0e\x65nd_of_session\x18\x06 \x01(\x08\"\xcd\x01\n\x0cSessionEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .samplescout.v1.SessionEventKind\x12\x13\n\x0b\x66rame_index\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\r\n\x05\x63ount\x18\x06 \x01(\x05\x12\x32\n\x06result\x18\x07 \x01(\x0b\x32\".samplescout.v1.LocalizationResult*\xdf\x02\n\x10SessionEventKind\x12\"\n\x1eSESSION_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSESSION_EVENT_KIND_STARTED\x10\x01\x12%\n!SESSION_EVENT_KIND_FRAME_ACQUIRED\x10\x02\x12\'\n#SESSION_EVENT_KIND_REGIONS_SELECTED\x10\x03\x12,\n(SESSION_EVENT_KIND_STRUCTURES_IDENTIFIED\x10\x04\x12+\n\'SESSION_EVENT_KIND_LOCALIZATION_UPDATED\x10\x05\x12\x1b\n\x17SESSION_EVENT_KIND_DONE\x10\x06\x12\x1d\n\x19SESSION_EVENT_KIND_FAILED\x10\x07\x12 \n\x1cSESSION_EVENT_KIND_CANCELLED\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SESSIONSPEC_CONTEXTENTRY']._loaded_options = None
   _globals['_SESSIONSPEC_CONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_SESSIONEVENTKIND']._serialized_start=1619
-  _globals['_SESSIONEVENTKIND']._serialized_end=1970
+  _globals['_SESSIONEVENTKIND']._serialized_start=1665
+  _globals['_SESSIONEVENTKIND']._serialized_end=2016
   _globals['_SESSIONSPEC']._serialized_start=78
   _globals['_SESSIONSPEC']._serialized_end=356
   _globals['_SESSIONSPEC_CONTEXTENTRY']._serialized_start=310
   _globals['_SESSIONSPEC_CONTEXTENTRY']._serialized_end=356
   _globals['_FRAMESTATS']._serialized_start=359
-  _globals['_FRAMESTATS']._serialized_end=671
-  _globals['_ACQUIREREQUEST']._serialized_start=673
-  _globals['_ACQUIREREQUEST']._serialized_end=790
-  _globals['_FRAMEACQUIRED']._serialized_start=793
-  _globals['_FRAMEACQUIRED']._serialized_end=935
-  _globals['_REGIONSSELECTED']._serialized_start=938
-  _globals['_REGIONSSELECTED']._serialized_end=1132
-  _globals['_STRUCTURESIDENTIFIED']._serialized_start=1135
-  _globals['_STRUCTURESIDENTIFIED']._serialized_end=1408
-  _globals['_SESSIONEVENT']._serialized_start=1411
-  _globals['_SESSIONEVENT']._serialized_end=1616
+  _globals['_FRAMESTATS']._serialized_end=717
+  _globals['_ACQUIREREQUEST']._serialized_start=719
+  _globals['_ACQUIREREQUEST']._serialized_end=836
+  _globals['_FRAMEACQUIRED']._serialized_start=839
+  _globals['_FRAMEACQUIRED']._serialized_end=981
+  _globals['_REGIONSSELECTED']._serialized_start=984
+  _globals['_REGIONSSELECTED']._serialized_end=1178
+  _globals['_STRUCTURESIDENTIFIED']._serialized_start=1181
+  _globals['_STRUCTURESIDENTIFIED']._serialized_end=1454
+  _globals['_SESSIONEVENT']._serialized_start=1457
+  _globals['_SESSIONEVENT']._serialized_end=1662
 # @@protoc_insertion_point(module_scope)

@@ -57,7 +57,7 @@ class SessionSpec(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., carrier: _Optional[_Union[_types_pb2.Carrier, str]] = ..., context: _Optional[_Mapping[str, str]] = ..., frame_count: _Optional[int] = ..., method: _Optional[str] = ..., started_unix: _Optional[float] = ..., source: _Optional[str] = ..., progressive: _Optional[bool] = ...) -> None: ...
 
 class FrameStats(_message.Message):
-    __slots__ = ("decode_seconds", "coarse_seconds", "select_seconds", "identify_seconds", "full_res_pixels", "coarse_pixels", "full_res_pixels_read", "regions", "regions_identified", "bytes_written", "select_bytes_read", "identify_bytes_read")
+    __slots__ = ("decode_seconds", "coarse_seconds", "select_seconds", "identify_seconds", "full_res_pixels", "coarse_pixels", "full_res_pixels_read", "regions", "regions_identified", "bytes_written", "select_bytes_read", "identify_bytes_read", "select_model", "identify_model")
     DECODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     COARSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SELECT_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,8 @@ class FrameStats(_message.Message):
     BYTES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     SELECT_BYTES_READ_FIELD_NUMBER: _ClassVar[int]
     IDENTIFY_BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    SELECT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFY_MODEL_FIELD_NUMBER: _ClassVar[int]
     decode_seconds: float
     coarse_seconds: float
     select_seconds: float
@@ -82,7 +84,9 @@ class FrameStats(_message.Message):
     bytes_written: int
     select_bytes_read: int
     identify_bytes_read: int
-    def __init__(self, decode_seconds: _Optional[float] = ..., coarse_seconds: _Optional[float] = ..., select_seconds: _Optional[float] = ..., identify_seconds: _Optional[float] = ..., full_res_pixels: _Optional[int] = ..., coarse_pixels: _Optional[int] = ..., full_res_pixels_read: _Optional[int] = ..., regions: _Optional[int] = ..., regions_identified: _Optional[int] = ..., bytes_written: _Optional[int] = ..., select_bytes_read: _Optional[int] = ..., identify_bytes_read: _Optional[int] = ...) -> None: ...
+    select_model: str
+    identify_model: str
+    def __init__(self, decode_seconds: _Optional[float] = ..., coarse_seconds: _Optional[float] = ..., select_seconds: _Optional[float] = ..., identify_seconds: _Optional[float] = ..., full_res_pixels: _Optional[int] = ..., coarse_pixels: _Optional[int] = ..., full_res_pixels_read: _Optional[int] = ..., regions: _Optional[int] = ..., regions_identified: _Optional[int] = ..., bytes_written: _Optional[int] = ..., select_bytes_read: _Optional[int] = ..., identify_bytes_read: _Optional[int] = ..., select_model: _Optional[str] = ..., identify_model: _Optional[str] = ...) -> None: ...
 
 class AcquireRequest(_message.Message):
     __slots__ = ("session", "bundle_path", "microscope")
