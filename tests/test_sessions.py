@@ -127,3 +127,18 @@ def test_open_ended_progressive_session_matches_the_bundle(tmp_path: Path) -> No
     assert len(updates) >= reference["stats"]["frames"] - 1
     partial = json.loads(updates[0].result.json)
     assert partial["stats"]["frames"] == 1 and "samples" in partial
+
+
+def test_finished_sessions_are_forgotten_beyond_the_limit(easy_wide_slide: Path) -> None:
+    manager = SessionManager(EmbeddedPipeline(settings=Settings()), keep_finished=2)
+    sids = []
+    for _ in range(3):
+        sid = manager.start(SessionRequest(bundle_path=str(easy_wide_slide)))
+        assert _wait(manager, sid) is SessionState.DONE
+        sids.append(sid)
+    deadline = time.monotonic() + 10
+    while manager.state(sids[0])[0] is not SessionState.UNKNOWN:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert manager.result(sids[0]) is None and not manager.events.known(sids[0])
+    assert manager.result(sids[2]) is not None

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from samplescout.consumer import StreamConsumer
 from samplescout.contracts import CARRIER_TO_PROTO
 from samplescout.errors import DeadlineExceeded, InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore
-from samplescout.fuse.worker import FuseWorker, result_key, state_key
+from samplescout.fuse.worker import FuseWorker, done_key, result_key, state_key
 from samplescout.geometry import Pose
 from samplescout.identify.base import Identifier
 from samplescout.identify.classical import ClassicalIdentifier
@@ -278,12 +279,23 @@ class SessionManager:
     ----------
     bundle_root
         When set, only bundles inside this directory may be named by clients.
+    keep_finished
+        How many finished sessions (result, events) are kept for clients to fetch; the
+        oldest are forgotten first, so a long-running server's memory stays bounded.
     """
 
-    def __init__(self, pipeline: EmbeddedPipeline, *, bundle_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: EmbeddedPipeline,
+        *,
+        bundle_root: Path | None = None,
+        keep_finished: int = 1000,
+    ) -> None:
         self.pipeline = pipeline
         self.events = pipeline.events
         self._root = bundle_root.resolve() if bundle_root else None
+        self._keep = keep_finished
+        self._finished: deque[str] = deque()
         self._states: dict[str, tuple[SessionState, str]] = {}
         self._cancel: dict[str, threading.Event] = {}
         self._uploads: dict[str, UploadSource] = {}
@@ -365,6 +377,10 @@ class SessionManager:
             with self._lock:
                 self._states[sid] = outcome
                 self._uploads.pop(sid, None)
+                self._cancel.pop(sid, None)
+                self._finished.append(sid)
+                while len(self._finished) > self._keep:
+                    self._forget(self._finished.popleft())
 
         threading.Thread(target=work, name=f"session-{sid[:8]}", daemon=True).start()
         return sid
@@ -383,6 +399,13 @@ class SessionManager:
     def owner(self, session_id: str) -> str | None:
         with self._lock:
             return self._owners.get(session_id)
+
+    def _forget(self, session_id: str) -> None:
+        self._states.pop(session_id, None)
+        self._owners.pop(session_id, None)
+        self.pipeline.state.delete(result_key(session_id))
+        self.pipeline.state.delete(done_key(session_id))
+        self.events.forget(session_id)
 
     def upload(self, session_id: str, index: int, image: np.ndarray, pose: Pose) -> int:
         with self._lock:

@@ -100,6 +100,11 @@ class EventLog:
         with self._cond:
             return session_id in self._events
 
+    def forget(self, session_id: str) -> None:
+        """Drop a finished session's history."""
+        with self._cond:
+            self._events.pop(session_id, None)
+
     def follow(
         self,
         session_id: str,
