@@ -215,3 +215,131 @@ def test_patch_variant_and_identifier_options(shipped_frame) -> None:
     assert sorted({s.region.region_index for s in out}) == [0, 1, 2]
     with pytest.raises(ValueError):
         load_selector(variant="nope")
+
+
+# --- coarse pixel-size normalisation and the hybrid identifier -------------------------
+
+
+def test_upsample_factor_brings_coarse_pixels_to_the_trained_scale() -> None:
+    from samplescout.select.model import upsample_factor
+
+    assert upsample_factor(0.1, 0.3) == 1  # narrow camera, full scale, factor 8
+    assert upsample_factor(0.28, 0.3) == 1  # wide camera, full scale
+    assert upsample_factor(0.3, 0.3) == 1
+    assert upsample_factor(0.36, 0.3) == 2  # wide camera at frame_scale 0.5
+    assert upsample_factor(0.56, 0.3) == 2
+    assert upsample_factor(0.7, 0.3) == 3
+    assert upsample_factor(0.5, 0.0) == 1  # off
+
+
+def test_pool_probabilities_keeps_thin_structures_and_averages_the_rest() -> None:
+    from samplescout.select.model import pool_probabilities
+
+    p = np.zeros((4, 4, 6), np.float32)
+    p[0] = 1.0
+    p[1, 1, :] = 0.9  # a one-pixel-thin structure line in the upsampled map
+    p[0, 1, :] = 0.1
+    out = pool_probabilities(p, 2)
+    assert out.shape == (4, 2, 3)
+    np.testing.assert_allclose(out[1, 0], 0.9)  # max: the line survives pooling
+    np.testing.assert_allclose(out[1, 1], 0.0)
+    np.testing.assert_allclose(out[0, 0], (1 + 1 + 0.1 + 0.1) / 4, rtol=1e-6)
+    assert pool_probabilities(p, 1) is p
+
+
+class _ScaleProbe(torch.nn.Module):
+    """Records the input size; marks a structure where the input's intensity steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int]] = []
+
+    def full_logits(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((int(x.shape[-2]), int(x.shape[-1])))
+        out = torch.zeros(1, 4, x.shape[-2], x.shape[-1])
+        out[0, 0] = 2.0
+        col = int(x[0, 0].diff(dim=1).abs().sum(0).argmax())
+        out[0, 1, :, col] = 10.0
+        return out
+
+
+def test_half_scale_frames_are_upsampled_and_regions_map_back_to_full_res() -> None:
+    # a wide camera at frame_scale 0.5: 2000x1500 px of 0.06 mm, factor 8 -> 0.48 mm coarse
+    factor, ps = 8, 0.06
+    coarse = np.full((187, 250), 0.5, np.float32)
+    coarse[:, 120:] = 0.8  # a vertical step edge between coarse columns 119 and 120
+    geom = FrameGeometry(Pose((30.0, 20.0), ps, 0.0), 2000, 1500)
+    probe = _ScaleProbe()
+    sel = NetSelector(probe, device=torch.device("cpu"), max_pixel_mm=0.3)  # type: ignore[arg-type]
+    regions = sel.select(coarse, frame_index=0, geometry=geom, factor=factor)
+    assert sel.upsample(factor * ps) == 2
+    assert probe.seen[-1][0] >= 2 * 187 and probe.seen[-1][1] >= 2 * 250  # ran at 2x
+    assert regions
+    for r in regions:
+        x0, _, x1, _ = r.box_px
+        assert x0 <= 120 * factor + 8 and 119 * factor - 8 <= x1  # on the edge, full-res px
+        assert x1 - x0 <= 3 * factor + 16
+    # full scale (0.24 mm coarse pixels): the model sees the coarse frame as it is
+    geom1 = FrameGeometry(Pose((30.0, 20.0), 0.03, 0.0), 2000, 1500)
+    sel.select(coarse, frame_index=0, geometry=geom1, factor=factor)
+    assert probe.seen[-1][0] < 2 * 187
+
+
+def _line_crop(contrast: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    crop = np.full((96, 96), 0.4, np.float32)
+    crop[:, 50:] += contrast
+    return crop + rng.normal(0, 0.004, crop.shape).astype(np.float32)
+
+
+class _FixedCNN:
+    """Stands in for NetIdentifier: fixed shape probabilities for every crop."""
+
+    name = "identify-cnn@test"
+    top_k = None
+    min_region_probability = 0.0
+    enough = None
+    batch = 8
+
+    def __init__(self, probs: dict[str, float]) -> None:
+        from samplescout.contracts import STRUCTURE_CLASSES
+
+        self.p = np.array([probs.get(c, 0.0) for c in STRUCTURE_CLASSES], np.float32)
+
+    def predict(self, crops):
+        return {"shape": np.stack([self.p for _ in crops])}
+
+
+def test_hybrid_takes_geometry_from_the_fit_and_the_class_from_a_confident_cnn() -> None:
+    from samplescout.identify.classical import ClassicalIdentifier
+    from samplescout.identify.hybrid import HybridIdentifier
+
+    geom = FrameGeometry(Pose((10.0, 10.0), 0.01, 0.0), 1000, 1000)
+    region = Region(frame_index=0, region_index=0, box_px=(400, 300, 496, 396), probability=0.9)
+    crop = _line_crop(0.03)  # a faint straight edge at crop column ~49.5
+    classical = ClassicalIdentifier().identify([(region, crop)], geom)
+    assert classical[0].shape_class == "straight_cover_glass_edge"
+
+    sure = HybridIdentifier(_FixedCNN({"spacer": 0.95, "well": 0.05}))  # type: ignore[arg-type]
+    [s] = [s for s in sure.identify([(region, crop)], geom) if s.segment_mm is not None][:1]
+    assert s.shape_class == "spacer"  # CNN class (a line-compatible one)
+    assert s.segment_mm == classical[0].segment_mm  # geometry exactly the classical fit
+    assert s.class_probabilities["spacer"] == pytest.approx(0.95)
+    xs = [p[0] for p in s.segment_mm]
+    px_x = 10.0 + (400 + 49.5 - 500) * 0.01
+    assert max(abs(x - px_x) for x in xs) < 0.02  # on the step, within 2 px
+
+    unsure = HybridIdentifier(  # type: ignore[arg-type]
+        _FixedCNN({"spacer": 0.5, "sample_carrier_edge": 0.5})
+    )
+    out = unsure.identify([(region, crop)], geom)
+    assert out[0].shape_class == "straight_cover_glass_edge"  # classical class kept
+
+    # a round class cannot be put on a fitted line
+    wrong = HybridIdentifier(_FixedCNN({"well": 0.99, "spacer": 0.01}))  # type: ignore[arg-type]
+    assert wrong.identify([(region, crop)], geom)[0].shape_class == "spacer"
+
+    # a crop the CNN is sure is empty is not fitted
+    empty = HybridIdentifier(_FixedCNN({"no_structure": 0.99}))  # type: ignore[arg-type]
+    out = empty.identify([(region, crop)], geom)
+    assert [s.shape_class for s in out] == ["no_structure"]

@@ -476,14 +476,20 @@ def train(
     name: str = "identify-cnn",
     aliases: tuple[str, ...] = ("identify-default",),
     narrow_frames: int = 3,
+    balanced: bool = True,
     log: bool = True,
 ) -> ModelRecord:
-    """Render data, train, and register an identification model; returns its record."""
+    """Render data, train, and register an identification model; returns its record.
+
+    ``balanced`` (default since identify-cnn@2) draws rare classes more often.
+    """
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     seeds = list(data_seeds) if data_seeds is not None else list(range(1000, 1006))
     t0 = time.perf_counter()
     cs, quality, desc = build_data(seeds, narrow_frames=narrow_frames, seed=seed, log=log)
-    model, info = train_model(cs, steps=steps, loss_threshold=loss_threshold, seed=seed, log=log)
+    model, info = train_model(
+        cs, steps=steps, loss_threshold=loss_threshold, seed=seed, balanced=balanced, log=log
+    )
     counts = {
         name_: int(np.sum(np.array(cs.shape) == i)) for i, name_ in enumerate(STRUCTURE_CLASSES)
     }
@@ -504,6 +510,7 @@ def train(
             "class_counts": counts,
             "steps": info["steps"],
             "seed": seed,
+            "balanced": balanced,
             "first_loss": info["first_loss"],
             "final_loss": info["final_loss"],
             "seconds": round(time.perf_counter() - t0, 1),

@@ -16,24 +16,67 @@ from torch import nn
 ALIGN = 16
 
 
-def prepare_input(coarse: np.ndarray) -> np.ndarray:
+def prepare_input(coarse: np.ndarray, noise_ref: np.ndarray | None = None) -> np.ndarray:
     """Two channels ``(2, h, w)`` float32 from a coarse grey image in [0, 1].
 
     Channel 0: the image minus its median over its robust range, so 16-bit frames that
     hold 12-bit data (values up to 1/16) look like any other. Channel 1: the local
     high-pass in units of the frame's own noise, which is what makes faint edges visible
     whatever the exposure.
+
+    ``noise_ref``: the image whose Laplacian gives the noise level, when ``coarse`` was
+    resampled (an upsampled image's own Laplacian underestimates the noise).
     """
     img = np.ascontiguousarray(coarse, dtype=np.float32)
+    ref = img if noise_ref is None else np.ascontiguousarray(noise_ref, dtype=np.float32)
     sub = img[::2, ::2]
     lo, med, hi = np.percentile(sub, (0.5, 50.0, 99.5))
     scale = max(float(hi - lo), 1e-6)
     c0 = np.clip((img - med) / scale, -3.0, 3.0)
     hp = img - cv2.GaussianBlur(img, (0, 0), 2.0)
-    lap = cv2.Laplacian(img, cv2.CV_32F, ksize=1)
+    lap = cv2.Laplacian(ref, cv2.CV_32F, ksize=1)
     sigma = max(float(np.median(np.abs(lap[::2, ::2]))) * 1.4826 / 2.83, 1e-7)
     c1 = np.clip(hp / (4.0 * sigma), -4.0, 4.0)
     return np.stack([c0, c1]).astype(np.float32)
+
+
+#: Largest coarse pixel (holder mm) the shipped selectors were trained on; a coarser
+#: input is upsampled by an integer factor first (see :func:`upsample_factor`).
+MAX_COARSE_PIXEL_MM = 0.3
+
+
+def upsample_factor(coarse_pixel_mm: float, max_pixel_mm: float = MAX_COARSE_PIXEL_MM) -> int:
+    """Smallest integer ``k`` that brings a coarse pixel of ``coarse_pixel_mm`` to <= the max."""
+    if not coarse_pixel_mm > 0 or not max_pixel_mm > 0:
+        return 1
+    return max(1, int(np.ceil(coarse_pixel_mm / max_pixel_mm - 1e-6)))
+
+
+def normalised_input(coarse: np.ndarray, k: int) -> np.ndarray:
+    """:func:`prepare_input` of ``coarse`` upsampled ``k`` times (bilinear; ``k=1``: as is).
+
+    Noise is measured on the original coarse image, so the high-pass channel keeps its
+    meaning (edge contrast over the coarse noise).
+    """
+    img = np.ascontiguousarray(coarse, dtype=np.float32)
+    if k <= 1:
+        return prepare_input(img)
+    h, w = img.shape
+    up = cv2.resize(img, (w * k, h * k), interpolation=cv2.INTER_LINEAR)
+    return prepare_input(up, noise_ref=img)
+
+
+def pool_probabilities(prob: np.ndarray, k: int, max_classes: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """``(c, h*k, w*k)`` -> ``(c, h, w)``: max over each ``k x k`` block for ``max_classes``
+    (thin structures must not be averaged away), mean for the others."""
+    if k <= 1:
+        return prob
+    c, hk, wk = prob.shape
+    blocks = prob.reshape(c, hk // k, k, wk // k, k)
+    out = blocks.mean(axis=(2, 4))
+    for i in max_classes:
+        out[i] = blocks[i].max(axis=(1, 3))
+    return out
 
 
 def pad_to(x: torch.Tensor, align: int = ALIGN) -> torch.Tensor:

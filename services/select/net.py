@@ -12,7 +12,15 @@ from samplescout.coarse import coarse_box_to_full
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, normalize_angle_deg
 from samplescout.registry import ModelRecord, Registry
-from samplescout.select.model import ARCHITECTURES, fuse_for_inference, pad_to, prepare_input
+from samplescout.select.model import (
+    ARCHITECTURES,
+    MAX_COARSE_PIXEL_MM,
+    fuse_for_inference,
+    normalised_input,
+    pad_to,
+    pool_probabilities,
+    upsample_factor,
+)
 
 
 def pick_device() -> torch.device:
@@ -99,6 +107,11 @@ class NetSelector:
         Where the model runs.
     name
         Provenance string (``name@version``).
+    max_pixel_mm
+        Largest coarse pixel (holder mm) the model was trained on: coarser inputs (a
+        half-scale frame at factor 8, say) are upsampled by an integer factor before the
+        model and its probabilities pooled back to the coarse grid, so the model always
+        sees structures at the scale it learned. ``0`` turns this off.
     """
 
     def __init__(
@@ -112,6 +125,7 @@ class NetSelector:
         min_area: int = 3,
         device: torch.device | None = None,
         name: str = "select-unet",
+        max_pixel_mm: float = MAX_COARSE_PIXEL_MM,
     ) -> None:
         if tile_px <= 2 * margin_px:
             raise ValueError("tile_px must exceed twice margin_px")
@@ -123,25 +137,33 @@ class NetSelector:
         self.margin_px = margin_px
         self.min_area = min_area
         self.name = name
+        self.max_pixel_mm = max_pixel_mm
 
-    def probabilities(self, coarse: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(4, h, w)`` per coarse pixel."""
+    def upsample(self, coarse_pixel_mm: float | None) -> int:
+        """The integer upsampling applied to a coarse frame of this pixel size."""
+        if coarse_pixel_mm is None or self.max_pixel_mm <= 0:
+            return 1
+        return upsample_factor(coarse_pixel_mm, self.max_pixel_mm)
+
+    def probabilities(self, coarse: np.ndarray, upsample: int = 1) -> np.ndarray:
+        """Class probabilities ``(4, h, w)`` per coarse pixel (model run at ``upsample`` x)."""
         h, w = coarse.shape
-        x = torch.from_numpy(prepare_input(coarse))[None].to(self.device)
+        x = torch.from_numpy(normalised_input(coarse, upsample))[None].to(self.device)
         x = pad_to(x).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            logits = self.model.full_logits(x)[..., :h, :w]  # type: ignore[operator]
+            logits = self.model.full_logits(x)[..., : h * upsample, : w * upsample]  # type: ignore[operator]
             prob = torch.softmax(logits, dim=1)[0]
+        prob_np = pool_probabilities(prob.float().cpu().numpy(), upsample)
         # Float kernels differ in the last bits with thread count and device; rounding
         # keeps regions (and so the final answer) independent of where the model ran.
-        return np.round(prob.float().cpu().numpy(), PROBABILITY_DECIMALS)
+        return np.round(prob_np, PROBABILITY_DECIMALS)
 
     def select(
         self, coarse: np.ndarray, *, frame_index: int, geometry: FrameGeometry, factor: int
     ) -> list[Region]:
         """Candidate regions of one frame, most probable first (see ``Selector``)."""
         coarse = np.ascontiguousarray(coarse, dtype=np.float32)
-        prob = self.probabilities(coarse)
+        prob = self.probabilities(coarse, self.upsample(factor * geometry.pose.pixel_size_mm))
         tensor = orientation_map(coarse)
         found: list[tuple[float, tuple[int, int, int, int], float, str]] = []
         for cls_id, kind, thr in (
@@ -220,4 +242,10 @@ def load_selector(
         raise ValueError(f"unknown selection variant {variant!r} (unet or patch)")
     rec = reg.resolve("select", context)
     device = pick_device()
-    return NetSelector(build_model(rec, device), device=device, name=rec.ref, **options)  # type: ignore[arg-type]
+    opts: dict[str, float] = {
+        "max_pixel_mm": float(
+            rec.metadata.get("input", {}).get("max_coarse_pixel_mm", MAX_COARSE_PIXEL_MM)
+        )
+    }
+    opts.update(options)
+    return NetSelector(build_model(rec, device), device=device, name=rec.ref, **opts)  # type: ignore[arg-type]

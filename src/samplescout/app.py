@@ -458,15 +458,16 @@ def connect_redis(settings: Settings) -> RedisBackends:
     from redis.retry import Retry
 
     try:
-        # Commands ride out a Redis restart or a network blip (about 20 s) before failing.
         client = redis.Redis.from_url(
             url,
             socket_connect_timeout=5,
             health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=12),
+            retry=Retry(ExponentialBackoff(), retries=1),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
-        client.ping()
+        client.ping()  # fail fast at start-up: a wrong URL is a configuration error
+        # From now on commands ride out a Redis restart or a network blip (about 20 s).
+        client.set_retry(Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=12))
     except (redis.RedisError, ValueError) as exc:
         raise OperationalError(
             f"cannot reach Redis at {redact_url(url)} ({exc}); run without --redis for the "

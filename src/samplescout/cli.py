@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _pipeline_options(p, carrier=False)
     _add_train_parser(sub)
     _add_plan_parser(sub)
+    _add_bench_parser(sub)
 
     p = sub.add_parser(
         "eval",
@@ -635,7 +636,55 @@ def cmd_plan(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark coarse-to-fine against the full-res CNN and the classical baseline",
+        description="Time, memory, pixels read and accuracy of coarse-to-fine (coarse, "
+        "coarse-cnn), the identification CNN dense over the full-res frame and the classical "
+        "full-res baseline, on the same simulated frames, plus distributed throughput; "
+        "writes JSON and a markdown table (docs/benchmarks.md).",
+    )
+    p.add_argument("--quick", action="store_true", help="small frames, few repeats (~1 min)")
+    p.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON document path")
+    p.add_argument("--markdown", type=Path, help="write the tables into this markdown file")
+    p.add_argument(
+        "--load", action="store_true", help="also 20 concurrent sessions through the Control API"
+    )
+    p.add_argument(
+        "--work-dir", type=Path, help="where the simulated set is kept (default: a temp dir)"
+    )
+    p.add_argument("--frame-scale", type=float, help="override the frames' scale (tests)")
+    p.add_argument(
+        "--no-distributed", action="store_true", help="skip the distributed (Redis) part"
+    )
+
+
+def cmd_bench(ns: argparse.Namespace, settings: Settings) -> int:
+    from samplescout.bench import BenchOptions, run_bench
+
+    if ns.frame_scale is not None and not 0 < ns.frame_scale <= 1:
+        raise InputError("bench", "--frame-scale", "must be in (0, 1]")
+    options = BenchOptions(
+        quick=ns.quick,
+        out=ns.out,
+        markdown=ns.markdown,
+        load=ns.load,
+        work_dir=ns.work_dir,
+        frame_scale=ns.frame_scale,
+        distributed=False if ns.no_distributed else None,
+        command="samplescout " + " ".join(sys.argv[1:]) if sys.argv[1:] else "samplescout bench",
+    )
+    doc = run_bench(options, settings)
+    for t in doc["targets"]:
+        print(f"{'ok  ' if t['met'] else 'MISS'} {t['target']}: {t['measured']}")
+    written = [str(p) for p in (ns.out, ns.markdown) if p]
+    print(f"bench done in {doc['seconds']:.0f} s; wrote " + ", ".join(written))
+    return 0
+
+
 COMMANDS = {
+    "bench": cmd_bench,
     "plan": cmd_plan,
     "simulate": cmd_simulate,
     "localize": cmd_localize,
