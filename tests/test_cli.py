@@ -95,3 +95,10 @@ def test_simulate_and_demo(tmp_path: Path) -> None:
 def test_simulate_rejects_bad_scale(tmp_path: Path, bad: str) -> None:
     assert main(["simulate", str(tmp_path / "b"), "--frame-scale", bad]) == 2
     assert not (tmp_path / "b").exists()
+
+
+def test_missing_model_for_context_falls_back_and_says_so(easy_wide_slide: Path) -> None:
+    proc = _run("localize", str(easy_wide_slide), "--method", "coarse-unet", "--out", "/dev/null")
+    assert proc.returncode == 0, proc.stderr
+    assert "no model for this context, using the default" in proc.stderr
+    assert "microscope" in proc.stderr

@@ -465,6 +465,11 @@ def accuracy(model: IdentifyNet, cs: CropSet) -> dict[str, Any]:
     }
 
 
+#: Written into the metadata: how :class:`~samplescout.identify.hybrid.HybridIdentifier`
+#: uses this model (CNN class only when confident; geometry always from the fit).
+HYBRID_DEFAULTS = {"skip_probability": 0.98, "override_probability": 0.9}
+
+
 def train(
     registry: Registry | str | None,
     *,
@@ -476,12 +481,12 @@ def train(
     name: str = "identify-cnn",
     aliases: tuple[str, ...] = ("identify-default",),
     narrow_frames: int = 3,
-    balanced: bool = True,
+    balanced: bool = False,
     log: bool = True,
 ) -> ModelRecord:
     """Render data, train, and register an identification model; returns its record.
 
-    ``balanced`` (default since identify-cnn@2) draws rare classes more often.
+    ``balanced`` draws rare classes more often (identify-cnn@1 was trained without it).
     """
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     seeds = list(data_seeds) if data_seeds is not None else list(range(1000, 1006))
@@ -517,6 +522,8 @@ def train(
         },
         "annotation_quality": quality,
         "metrics": {},
+        # defaults of samplescout.identify.hybrid.HybridIdentifier for this model
+        "hybrid": dict(HYBRID_DEFAULTS),
     }
     return reg.save(name, model.state_dict(), meta, aliases=aliases)
 

@@ -70,8 +70,20 @@ def load_stages(settings: Settings, context: Mapping[str, str] | None = None) ->
     The settings' method comes first, so it is the default for sessions that name none.
     """
     from samplescout.identify.net import load_identifier
+    from samplescout.registry import Registry
     from samplescout.select.net import load_selector
 
+    if context and settings.method in (Method.COARSE_UNET, Method.COARSE_CNN):
+        registry = Registry(settings.model_registry)
+        for task in ("select", "identify"):
+            record = registry.resolve(task, dict(context))
+            if record.fallback:
+                log.warning(
+                    "no model for this context, using the default",
+                    task=task,
+                    context=dict(context),
+                    model=record.ref,
+                )
     classical = ClassicalIdentifier()
     unet = load_selector(settings.model_registry, dict(context or {}))
     selectors: dict[str, Selector] = {

@@ -913,7 +913,7 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
         )
         lines.append(
             f"| {name} | {ss.get('coarse', 0):.3f} | {ss.get('select', 0):.3f} "
-            f"| {ss.get('identify', 0):.3f} | {other:.3f} | {w['regions_identified']} "
+            f"| {ss.get('identify', 0):.3f} | {max(0.0, other):.3f} | {w['regions_identified']} "
             f"| {_mb(bm.get('acquire_written', 0))} / {_mb(bm.get('select_read', 0))} "
             f"/ {_mb(bm.get('identify_read', 0))} |"
         )

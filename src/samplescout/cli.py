@@ -267,7 +267,7 @@ def _localize(
     bundle_path: Path | None, ns: argparse.Namespace, settings: Settings
 ) -> dict[str, Any]:
     from samplescout.acquire.drivers import open_source
-    from samplescout.app import EmbeddedPipeline
+    from samplescout.app import EmbeddedPipeline, load_stages
     from samplescout.progress import progress
 
     microscope = getattr(ns, "microscope", None)
@@ -284,7 +284,7 @@ def _localize(
     source = open_source(
         bundle_path=None if bundle_path is None else str(bundle_path), microscope=microscope
     )
-    pipeline = EmbeddedPipeline(settings=settings)
+    pipeline = EmbeddedPipeline(settings=settings, stages=load_stages(settings, source.context))
     with progress(
         source.frame_count or None,
         f"localizing {source.name}",
