@@ -28,6 +28,14 @@ from samplescout.geometry import (
     rectangle_polygon,
     rotation_matrix,
 )
+from samplescout.standards import (
+    COVER_GLASS_DIAMETERS,
+    COVER_GLASS_SIZES,
+    PLATE_FORMAT_BY_WELLS,
+    SBS_SIZE_MM,
+    SLIDE_SIZE_MM,
+    well_name,
+)
 
 CARRIERS: tuple[str, ...] = ("slide", "multiwell", "chamber_slide", "petri_dish")
 DIFFICULTIES: tuple[str, ...] = ("easy", "hard")
@@ -45,33 +53,7 @@ HOLDER_OPENINGS_MM: dict[str, tuple[float, float]] = {
     "dish_holder": (60.0, 60.0),  # or (80, 60), chosen per scene
 }
 
-SLIDE_SIZE_MM = (75.0, 25.0)
 LABEL_LENGTH_MM = 20.0
-SBS_SIZE_MM = (127.76, 85.48)
-
-#: SBS layouts: wells -> (rows, cols, spacing mm, well size mm, circular).
-SBS_LAYOUTS: dict[int, tuple[int, int, float, float, bool]] = {
-    6: (2, 3, 39.12, 34.8, True),
-    12: (3, 4, 26.0, 22.1, True),
-    24: (4, 6, 19.3, 15.6, True),
-    48: (6, 8, 13.0, 10.9, True),
-    96: (8, 12, 9.0, 6.4, True),
-    384: (16, 24, 4.5, 3.6, False),
-}
-
-#: Standard cover glass sizes: rectangles (w, h) as placed on a slide (long side along x)
-#: and round diameters, all in mm.
-RECT_COVER_GLASSES_MM: tuple[tuple[float, float], ...] = (
-    (18.0, 18.0),
-    (22.0, 22.0),
-    (24.0, 24.0),
-    (32.0, 24.0),
-    (40.0, 24.0),
-    (50.0, 24.0),
-    (60.0, 24.0),
-)
-ROUND_COVER_GLASSES_MM: tuple[float, ...] = (10.0, 12.0, 13.0, 15.0, 16.0, 18.0, 20.0, 22.0, 25.0)
-
 Point = tuple[float, float]
 
 _HANDWRITING = (
@@ -572,7 +554,8 @@ def _make_slide(scene: Scene, rng: np.random.Generator, *, chambers: bool) -> No
     for _ in range(n):
         for _attempt in range(60):
             if rng.random() < 0.6:
-                size = RECT_COVER_GLASSES_MM[int(rng.integers(0, len(RECT_COVER_GLASSES_MM)))]
+                short, long_ = COVER_GLASS_SIZES[int(rng.integers(0, len(COVER_GLASS_SIZES)))]
+                size = (long_, short)  # long side along the slide
                 if size[0] > free_w - 1:
                     continue
                 w, h = size
@@ -589,7 +572,7 @@ def _make_slide(scene: Scene, rng: np.random.Generator, *, chambers: bool) -> No
                 c = free.to_holder(np.array([rng.uniform(-sx, sx), rng.uniform(-sy, sy)]))
                 shape: Shape = Rect((float(c[0]), float(c[1])), size, ang, radius=0.05)
             else:
-                d = float(rng.choice(ROUND_COVER_GLASSES_MM))
+                d = float(rng.choice(COVER_GLASS_DIAMETERS))
                 hx = free.size[0] / 2 - d / 2 - 0.3
                 hy = free.size[1] / 2 - d / 2 - 0.3
                 if hx < 0 or hy < 0:
@@ -798,8 +781,9 @@ def _make_chambers(scene: Scene, rng: np.random.Generator, free: Rect) -> None:
 
 def _make_plate(scene: Scene, rng: np.random.Generator) -> None:
     wells = int(rng.choice([6, 12, 24, 48, 96, 96, 384]))
-    rows, cols, pitch, size, circular = SBS_LAYOUTS[wells]
-    a1 = ((SBS_SIZE_MM[0] - (cols - 1) * pitch) / 2, (SBS_SIZE_MM[1] - (rows - 1) * pitch) / 2)
+    fmt = PLATE_FORMAT_BY_WELLS[wells]
+    rows, cols, pitch, size, circular = fmt.rows, fmt.cols, fmt.pitch, fmt.well_size, fmt.circular
+    a1 = fmt.a1_offset
     body = _place_rect(rng, SBS_SIZE_MM, scene.holder_opening_mm, 0.6, 0.1)
     body = Rect(body.center, body.size, body.angle_deg, radius=2.5)
     mode = rng.random()
@@ -968,18 +952,6 @@ def _shape_sample(element: str, shape: Shape, label: str, occupied: float) -> di
         "label": label,
         "occupied": float(occupied),
     }
-
-
-def well_name(row: int, col: int) -> str:
-    """``A1``-style name; rows beyond Z continue as ``AA``, ``AB``..."""
-    name = ""
-    r = row
-    while True:
-        name = chr(ord("A") + r % 26) + name
-        r = r // 26 - 1
-        if r < 0:
-            break
-    return f"{name}{col + 1}"
 
 
 def ground_truth(scene: Scene, context: dict[str, str] | None = None) -> dict[str, Any]:

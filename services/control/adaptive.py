@@ -45,19 +45,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from samplescout.geometry import FrameGeometry, Pose
 from samplescout.microscope import MicroscopeInfo
+from samplescout.standards import COVER_GLASS_SIZES
 
 FloatArray = NDArray[np.float64]
 
-#: Standard rectangular cover glasses (mm), either orientation (as the localizer uses).
-COVER_GLASS_SIZES: tuple[tuple[float, float], ...] = (
-    (18.0, 18.0),
-    (22.0, 22.0),
-    (24.0, 24.0),
-    (24.0, 32.0),
-    (24.0, 40.0),
-    (24.0, 50.0),
-    (24.0, 60.0),
-)
 #: The edge classes an adaptive path follows, per carrier.
 FOLLOW_CLASSES: dict[str, frozenset[str]] = {
     "slide": frozenset(

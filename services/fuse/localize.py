@@ -20,42 +20,29 @@ import cv2
 import numpy as np
 
 from samplescout.fuse.chambers import ChamberFit, fit_chambers
-from samplescout.fuse.plate import (
-    SBS_SIZE_MM,
-    PlateBody,
-    PlateFit,
-    arcs_of,
-    fit_plate,
-    well_name,
-)
+from samplescout.fuse.plate import PlateBody, PlateFit, arcs_of, fit_plate
 from samplescout.fuse.state import (
     CircleSource,
     FuseState,
     LineSource,
     connected_groups,
-    fit_circle,
     fuse_lines,
     merge_barcodes,
 )
 from samplescout.geometry import (
     circle_polygon,
+    fit_circle,
     normalize_angle_deg,
     polygon_iou,
     rectangle_polygon,
 )
-
-#: Cover-glass rectangles (mm), either orientation.
-COVER_GLASS_SIZES: tuple[tuple[float, float], ...] = (
-    (18.0, 18.0),
-    (22.0, 22.0),
-    (24.0, 24.0),
-    (24.0, 32.0),
-    (24.0, 40.0),
-    (24.0, 50.0),
-    (24.0, 60.0),
+from samplescout.standards import (
+    COVER_GLASS_DIAMETERS,
+    COVER_GLASS_SIZES,
+    SBS_SIZE_MM,
+    well_name,
 )
-#: Round cover-glass diameters (mm) a measured diameter snaps to when close.
-COVER_GLASS_DIAMETERS: tuple[float, ...] = (10.0, 12.0, 13.0, 15.0, 16.0, 18.0, 20.0, 22.0, 25.0)
+
 SLIDE_SIZES: tuple[tuple[float, float], ...] = ((25.0, 75.0), (26.0, 76.0))
 #: Outer rings of dishes (a 35 mm dish) and the glass-bottom diameters searched (mm).
 DISH_RING_DIAMETERS: tuple[float, float] = (31.0, 40.0)

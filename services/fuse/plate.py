@@ -23,38 +23,7 @@ from typing import Any
 import numpy as np
 
 from samplescout.geometry import rotation_matrix
-
-SBS_SIZE_MM = (127.76, 85.48)
-
-
-@dataclass(frozen=True)
-class PlateFormat:
-    """One SBS layout: ``rows x cols`` wells at ``pitch`` mm, well diameter (or side)."""
-
-    wells: int
-    rows: int
-    cols: int
-    pitch: float
-    well_size: float
-    circular: bool
-
-    @property
-    def a1_offset(self) -> tuple[float, float]:
-        """A1 centre from the footprint's top-left corner (plate-local mm)."""
-        return (
-            (SBS_SIZE_MM[0] - (self.cols - 1) * self.pitch) / 2,
-            (SBS_SIZE_MM[1] - (self.rows - 1) * self.pitch) / 2,
-        )
-
-
-PLATE_FORMATS: tuple[PlateFormat, ...] = (
-    PlateFormat(6, 2, 3, 39.12, 34.8, True),
-    PlateFormat(12, 3, 4, 26.0, 22.1, True),
-    PlateFormat(24, 4, 6, 19.3, 15.6, True),
-    PlateFormat(48, 6, 8, 13.0, 10.9, True),
-    PlateFormat(96, 8, 12, 9.0, 6.4, True),
-    PlateFormat(384, 16, 24, 4.5, 3.6, False),
-)
+from samplescout.standards import PLATE_FORMATS, SBS_SIZE_MM, PlateFormat
 
 
 @dataclass(frozen=True)
@@ -87,18 +56,6 @@ class PlateFit:
         jj, ii = np.mgrid[0 : self.fmt.rows, 0 : self.fmt.cols]
         local = np.stack([ii.ravel(), jj.ravel()], axis=1) * self.fmt.pitch
         return local @ rotation_matrix(self.angle_deg).T + np.asarray(self.a1_center)
-
-
-def well_name(row: int, col: int) -> str:
-    """``A1``-style name; rows beyond Z continue as ``AA``, ``AB``..."""
-    name = ""
-    r = row
-    while True:
-        name = chr(ord("A") + r % 26) + name
-        r = r // 26 - 1
-        if r < 0:
-            break
-    return f"{name}{col + 1}"
 
 
 @dataclass(frozen=True)

@@ -1055,7 +1055,13 @@ def run_bench(
                 "repeats": plan.repeats,
                 "narrow_repeats": plan.narrow_repeats,
             }
-            variants[variant] = run_child(spec, tmp)
+            try:
+                variants[variant] = run_child(spec, tmp)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                # The working tree may be mid-edit by someone else: one retry, then fail.
+                log(f"bench: {variant} failed ({str(exc)[-300:]}); retrying once in 20 s")
+                time.sleep(20.0)
+                variants[variant] = run_child(spec, tmp)
             lat = variants[variant]["latency"]
             log(
                 f"bench: {variant}: wide {lat['wide']['per_frame_seconds']['median']:.3f} s/frame, "

@@ -123,3 +123,19 @@ def _ccw(p: NDArray[np.float32]) -> NDArray[np.float32]:
     import cv2
 
     return p if cv2.contourArea(p, oriented=True) > 0 else p[::-1].copy()
+
+
+def fit_circle(p: np.ndarray) -> tuple[float, float, float] | None:
+    """Algebraic (Kasa) circle fit of points ``(n, 2)``, centred for numerical stability."""
+    if len(p) < 3:
+        return None
+    c = p.mean(axis=0)
+    q = p - c
+    a = np.column_stack([q[:, 0], q[:, 1], np.ones(len(q))])
+    b = -(q[:, 0] ** 2 + q[:, 1] ** 2)
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = -sol[0] / 2.0, -sol[1] / 2.0
+    r2 = cx * cx + cy * cy - sol[2]
+    if not np.isfinite(r2) or r2 <= 0:
+        return None
+    return float(cx + c[0]), float(cy + c[1]), float(math.sqrt(r2))
