@@ -77,6 +77,7 @@ class HybridIdentifier:
     def classify(self, structure: Structure, probs: np.ndarray) -> Structure:
         """``structure`` (classical) with the CNN's class where it is confident."""
         cnn = {n: float(v) for n, v in zip(STRUCTURE_CLASSES, probs, strict=True)}
+        allowed: tuple[str, ...]
         if structure.segment_mm is not None:
             allowed = LINE_CLASSES
         elif structure.arc_mm is not None:

@@ -69,7 +69,7 @@ def load_stages(settings: Settings, context: Mapping[str, str] | None = None) ->
 
     The settings' method comes first, so it is the default for sessions that name none.
     """
-    from samplescout.identify.net import load_identifier
+    from samplescout.identify.hybrid import load_hybrid_identifier
     from samplescout.registry import Registry
     from samplescout.select.net import load_selector
 
@@ -95,7 +95,9 @@ def load_stages(settings: Settings, context: Mapping[str, str] | None = None) ->
     identifiers: dict[str, Identifier] = {
         Method.COARSE.value: classical,
         Method.COARSE_UNET.value: classical,
-        Method.COARSE_CNN.value: load_identifier(settings.model_registry, dict(context or {})),
+        Method.COARSE_CNN.value: load_hybrid_identifier(
+            settings.model_registry, dict(context or {})
+        ),
         Method.CLASSICAL.value: classical,
     }
     first = settings.method.value

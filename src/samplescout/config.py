@@ -20,7 +20,8 @@ class Method(str, Enum):
     COARSE = "coarse"
     #: Learned selection (U-Net on coarse data), classical identification of the crops.
     COARSE_UNET = "coarse-unet"
-    #: Learned selection and learned identification (CNN) of the selected crops.
+    #: Learned selection; the identification CNN classifies the selected crops and a
+    #: line/arc fit inside each crop gives the exact geometry.
     COARSE_CNN = "coarse-cnn"
     #: Classical full-resolution baseline: every tile of every frame is identified.
     CLASSICAL = "classical"
