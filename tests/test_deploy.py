@@ -29,6 +29,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from conftest import ROOT
 
 DEPLOY = ROOT / "deploy"

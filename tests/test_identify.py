@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 import pytest
-from samplescout.identify.base import Identifier
-from samplescout.identify.classical import ClassicalIdentifier, full_frame_regions
 
 from samplescout.contracts import STRUCTURE_CLASSES, Region
 from samplescout.geometry import FrameGeometry, Pose
+from samplescout.identify.base import Identifier
+from samplescout.identify.classical import ClassicalIdentifier, full_frame_regions
 
 PS = 0.0125
 GEOM = FrameGeometry(Pose((30.0, 20.0), PS, 0.4), 1600, 1200)

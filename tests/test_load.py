@@ -8,13 +8,14 @@ from pathlib import Path
 
 import grpc
 
-from conftest import assert_same_samples
 from samplescout.acquire.sources import BundleSource
 from samplescout.app import EmbeddedPipeline, SessionManager
 from samplescout.bundle import open_bundle
 from samplescout.config import Settings
 from samplescout.control.server import build_server
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2
+
+from conftest import assert_same_samples
 
 SESSIONS = 8
 

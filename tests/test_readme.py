@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from samplescout.cli import build_parser
+
+from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 

@@ -6,6 +6,7 @@ import datetime
 import ipaddress
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -25,7 +26,7 @@ from samplescout.security import TlsFiles, load_tokens
 from samplescout.v1 import control_pb2, control_pb2_grpc
 
 
-def _cert(name: str, issuer_key, issuer_name, *, ca: bool = False, key=None):  # noqa: ANN001, ANN202
+def _cert(name: str, issuer_key, issuer_name, *, ca: bool = False, key=None):
     key = key or ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -50,7 +51,7 @@ def _cert(name: str, issuer_key, issuer_name, *, ca: bool = False, key=None):  #
     return key, cert
 
 
-def _pem(obj) -> bytes:  # noqa: ANN001
+def _pem(obj) -> bytes:
     if isinstance(obj, x509.Certificate):
         return obj.public_bytes(serialization.Encoding.PEM)
     return obj.private_bytes(
@@ -74,6 +75,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
+@contextmanager
 def _serve(tls: TlsFiles, tokens: dict[str, str] | None = None) -> Iterator[int]:
     runner = SessionManager(EmbeddedPipeline(settings=Settings()))
     server, port, _ = build_server(runner, "127.0.0.1:0", tls=tls, tokens=tokens)
@@ -93,13 +95,13 @@ def _channel(port: int, pki: dict[str, Path], who: str | None = None) -> grpc.Ch
     return grpc.secure_channel(f"127.0.0.1:{port}", creds)
 
 
-def _start(stub, bundle: Path, metadata=()) -> str:  # noqa: ANN001
+def _start(stub, bundle: Path, metadata=()) -> str:
     return stub.StartSession(
         control_pb2.StartSessionRequest(bundle_path=str(bundle)), timeout=30, metadata=metadata
     ).session_id
 
 
-def _code(call) -> grpc.StatusCode:  # noqa: ANN001
+def _code(call) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as info:
         call()
     return info.value.code()
@@ -107,7 +109,7 @@ def _code(call) -> grpc.StatusCode:  # noqa: ANN001
 
 def test_tls_with_tokens_isolates_sessions(pki: dict[str, Path], easy_wide_slide: Path) -> None:
     tokens = {"t-alice": "alice", "t-bob": "bob"}
-    for port in _serve(TlsFiles(pki["server"], pki["server.key"]), tokens):
+    with _serve(TlsFiles(pki["server"], pki["server.key"]), tokens) as port:
         ch = _channel(port, pki)
         stub = control_pb2_grpc.ControlServiceStub(ch)
         alice = [("authorization", "Bearer t-alice")]
@@ -141,7 +143,7 @@ def test_tls_with_tokens_isolates_sessions(pki: dict[str, Path], easy_wide_slide
 
 
 def test_mtls_identity_from_client_certificate(pki: dict[str, Path], easy_wide_slide: Path) -> None:
-    for port in _serve(TlsFiles(pki["server"], pki["server.key"], pki["ca"])):
+    with _serve(TlsFiles(pki["server"], pki["server.key"], pki["ca"])) as port:
         alice = control_pb2_grpc.ControlServiceStub(_channel(port, pki, "alice"))
         bob = control_pb2_grpc.ControlServiceStub(_channel(port, pki, "bob"))
         sid = _start(alice, easy_wide_slide)

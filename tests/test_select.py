@@ -5,11 +5,11 @@ import time
 import cv2
 import numpy as np
 import pytest
-from samplescout.select.base import Selector
-from samplescout.select.classical import ClassicalSelector, noise_sigma
 
 from samplescout.coarse import make_coarse
 from samplescout.geometry import FrameGeometry, Pose
+from samplescout.select.base import Selector
+from samplescout.select.classical import ClassicalSelector, noise_sigma
 
 W, H = 1600, 1200
 GEOM = FrameGeometry(Pose((20.0, 15.0), 0.0125, 0.3), W, H)

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from samplescout.acquire.scene import Circle, Rect
 from samplescout.acquire.simulator import (
     CARRIERS,
@@ -19,7 +20,6 @@ from samplescout.acquire.simulator import (
     render_frame,
     simulate,
 )
-
 from samplescout.bundle import open_bundle
 from samplescout.geometry import FrameGeometry, Pose, rotation_matrix
 

@@ -66,7 +66,9 @@ def normalised_input(coarse: np.ndarray, k: int) -> np.ndarray:
     return prepare_input(up, noise_ref=img)
 
 
-def pool_probabilities(prob: np.ndarray, k: int, max_classes: tuple[int, ...] = (1, 2)) -> np.ndarray:
+def pool_probabilities(
+    prob: np.ndarray, k: int, max_classes: tuple[int, ...] = (1, 2)
+) -> np.ndarray:
     """``(c, h*k, w*k)`` -> ``(c, h, w)``: max over each ``k x k`` block for ``max_classes``
     (thin structures must not be averaged away), mean for the others."""
     if k <= 1:
