@@ -63,16 +63,12 @@ def test_a_second_replica_continues_a_session(tmp_path: Path, redis_client) -> N
 
     bundle = simulate(tmp_path / "b", carrier="slide", profile="narrow", seed=4, frame_scale=0.4)
     messages = _structure_messages(bundle)
-    first = FuseWorker(
-        state=RedisStateStore(redis_client), events=RedisEventLog(redis_client)
-    )
+    first = FuseWorker(state=RedisStateStore(redis_client), events=RedisEventLog(redis_client))
     half = len(messages) // 2
     for payload in messages[:half]:
         first.handle(payload)
     del first  # the replica dies; its state is in Redis
-    second = FuseWorker(
-        state=RedisStateStore(redis_client), events=RedisEventLog(redis_client)
-    )
+    second = FuseWorker(state=RedisStateStore(redis_client), events=RedisEventLog(redis_client))
     for payload in messages[half - 1 :]:  # one redelivered frame included
         second.handle(payload)
     result = json.loads(redis_client.get(result_key("s1")))
