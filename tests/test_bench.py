@@ -46,9 +46,11 @@ def test_quick_bench_on_a_tiny_case(tmp_path: Path, capsys: pytest.CaptureFixtur
     doc = json.loads(out.read_text())
     assert doc["schema"] == bench.SCHEMA_VERSION and doc["quick"] is True
     assert doc["machine"]["nproc"] >= 1
+    assert "changed_during_run" in doc["code"]
     assert list(doc["variants"]) == list(bench.VARIANTS)
     for name, v in doc["variants"].items():
         assert v["variant"] == name and v["peak_rss_mb"] > 0
+        assert v["models"], "the provenance of the models each variant ran"
         for part in ("wide", "narrow"):
             lat = v["latency"][part]
             assert set(lat["per_frame_seconds"]) == {"median", "p90", "min", "n"}

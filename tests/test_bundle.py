@@ -125,3 +125,21 @@ def test_write_bundle_is_atomic(tmp_path: Path) -> None:
         write_bundle(target, [(good, Pose((0, 0), 1.0)), (unwritable, Pose((0, 0), 1.0))])
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_never_replaces_a_device_or_pipe(tmp_path: Path) -> None:
+    import os
+
+    from samplescout.atomic import write_bytes_atomic
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_bytes_atomic(fifo, b"hello")
+        assert os.read(reader, 16) == b"hello"
+    finally:
+        os.close(reader)
+    assert fifo.is_fifo()
+    with pytest.raises(IsADirectoryError):
+        write_bytes_atomic(tmp_path, b"x")

@@ -97,8 +97,11 @@ def test_simulate_rejects_bad_scale(tmp_path: Path, bad: str) -> None:
     assert not (tmp_path / "b").exists()
 
 
-def test_missing_model_for_context_falls_back_and_says_so(easy_wide_slide: Path) -> None:
-    proc = _run("localize", str(easy_wide_slide), "--method", "coarse-unet", "--out", "/dev/null")
+def test_missing_model_for_context_falls_back_and_says_so(
+    easy_wide_slide: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    proc = _run("localize", str(easy_wide_slide), "--method", "coarse-unet", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "no model for this context, using the default" in proc.stderr
     assert "microscope" in proc.stderr

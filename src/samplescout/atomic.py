@@ -13,8 +13,18 @@ from typing import Any
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
+
+    A target that exists and is not a regular file (``/dev/stdout``, ``/dev/null``, a
+    pipe) is written to directly: renaming over it would replace the device itself.
+    """
     target = Path(path)
+    if target.exists() and not target.is_file():
+        if target.is_dir():
+            raise IsADirectoryError(f"{target} is a directory")
+        with target.open("wb") as fh:
+            fh.write(data)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

@@ -225,6 +225,34 @@ def machine() -> dict[str, Any]:
     }
 
 
+def code_state() -> dict[str, str] | None:
+    """Git HEAD and a hash of the uncommitted diff of the source tree (``None``: no git).
+
+    Recorded by the parent at start and end and by every child, so a run whose code
+    changed under it (others editing the working tree) is flagged.
+    """
+    import hashlib
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "-C", str(root), "diff", "HEAD", "--", "src", "services"],
+            capture_output=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"head": head, "diff_sha1": hashlib.sha1(diff).hexdigest()[:12]}
+
+
 def same_samples(a: Mapping[str, Any], b: Mapping[str, Any], tol: float = 1e-6) -> bool:
     """The same samples (element, shape, label, centre, size, angle within ``tol``)."""
     sa, sb = list(a.get("samples") or []), list(b.get("samples") or [])
@@ -303,6 +331,7 @@ def measure_variant(spec: Mapping[str, Any]) -> dict[str, Any]:
 
     variant = spec["variant"]
     settings = Settings(**spec.get("settings", {}))
+    code = code_state()
     rss0 = current_rss()
     t0 = time.perf_counter()
     pipe = build_pipeline(variant, settings)
@@ -312,6 +341,7 @@ def measure_variant(spec: Mapping[str, Any]) -> dict[str, Any]:
     # End to end per holder (decode included, streamed) and accuracy: first, so the
     # peak RSS it reaches is not mixed with the pre-decoded frames of the latency part.
     scores = []
+    models: set[str] = set()
     holders: dict[str, Any] = {}
     for name, path in spec["accuracy"].items():
         bundle = open_bundle(Path(path))
@@ -321,6 +351,8 @@ def measure_variant(spec: Mapping[str, Any]) -> dict[str, Any]:
         seconds = time.perf_counter() - t
         score = score_holder(result, truth, name=name, seconds=seconds)
         scores.append(score)
+        prov = (result.get("provenance") or {}).get("models") or {}
+        models.update(f"{stage}={ref}" for stage, ref in sorted(prov.items()))
         holders[name] = {
             "seconds": round(seconds, 4),
             **_frame_stats(result),
@@ -365,6 +397,8 @@ def measure_variant(spec: Mapping[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(peak_e2e / MB, 1),
         "peak_rss_with_predecoded_mb": round(peak_rss() / MB, 1),
         "latency": latency,
+        "code": code,
+        "models": sorted(models),
         "accuracy": accuracy["rows"],
         "holders": holders,
     }
@@ -869,6 +903,16 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
         f"Python {m['python']}, torch threads {doc.get('torch_threads')}.",
         f"Command: `{doc['command']}` ({'quick' if doc['quick'] else 'full'} run, "
         f"{doc['seconds']:.0f} s, {doc['date']}).",
+        f"Code: {(doc.get('code') or {}).get('start')}.",
+        *(
+            [
+                "",
+                "**Warning: the source tree changed during this run** (others were editing "
+                "it), so the variants may not have run the same code.",
+            ]
+            if (doc.get("code") or {}).get("changed_during_run")
+            else []
+        ),
         "",
         "### Per frame, per holder, per variant",
         "",
@@ -888,6 +932,14 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
             f"| {_mb(w['bytes_moved'].get('identify_read', 0))} | {v['peak_rss_mb']:.0f} "
             f"| {ov['recall']:.3f} | {ov['precision']:.3f} | {ov['mean_iou']:.3f} |"
         )
+    lines += [
+        "",
+        "Models: "
+        + "; ".join(
+            f"{name}: {', '.join(v.get('models') or []) or '-'}"
+            for name, v in doc["variants"].items()
+        ),
+    ]
     wide = next(iter(doc["variants"].values()))["latency"]["wide"]
     narrow = next(iter(doc["variants"].values()))["latency"]["narrow"]
     lines += [
@@ -1029,6 +1081,7 @@ def run_bench(
     from samplescout.config import Settings
 
     t_start = time.perf_counter()
+    code_start = code_state()
     plan = make_plan(options.quick, options.frame_scale)
     settings = settings or Settings()
     child_settings = {
@@ -1103,6 +1156,12 @@ def run_bench(
         "plate": plate,
         "distributed": dist,
         "load": load,
+    }
+    states = [code_start, *(v.get("code") for v in variants.values()), code_state()]
+    doc["code"] = {
+        "start": code_start,
+        "end": states[-1],
+        "changed_during_run": any(st != code_start for st in states),
     }
     doc["ratios"] = ratios(variants)
     doc["targets"] = targets(doc)
