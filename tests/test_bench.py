@@ -55,7 +55,7 @@ def test_quick_bench_on_a_tiny_case(tmp_path: Path, capsys: pytest.CaptureFixtur
             lat = v["latency"][part]
             assert set(lat["per_frame_seconds"]) == {"median", "p90", "min", "n"}
             assert lat["per_frame_seconds"]["p90"] >= lat["per_frame_seconds"]["median"] > 0
-            assert lat["full_res_pixels"] > 0 and lat["full_res_pixels_read"] > 0
+            assert lat["full_res_pixels"] > 0 and lat["full_res_pixels_read"] >= 0
             assert {"acquire_written", "select_read", "identify_read"} <= set(lat["bytes_moved"])
         overall = v["accuracy"]["overall"]
         assert {"recall", "precision", "mean_iou", "seconds"} <= set(overall)
