@@ -41,8 +41,10 @@ def test_crop_fetches_only_the_tiles_it_needs(redis_client) -> None:
     assert written >= image.nbytes
     store.crop("s/1", (10, 10, 100, 100))
     assert store.bytes_read["s/1"] == 256 * 256
-    store.crop("s/1", (200, 200, 300, 300))  # four tiles
-    assert store.bytes_read["s/1"] == 5 * 256 * 256
+    store.crop("s/1", (200, 200, 300, 300))  # four tiles, one of them already fetched
+    assert store.bytes_read["s/1"] == 4 * 256 * 256
+    store.crop("s/1", (0, 0, 512, 512))  # all four cached: nothing more crosses the network
+    assert store.bytes_read["s/1"] == 4 * 256 * 256
 
 
 def test_delete_session_removes_frames(redis_client) -> None:

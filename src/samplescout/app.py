@@ -27,7 +27,7 @@ from samplescout.config import Method, Settings
 from samplescout.consumer import StreamConsumer
 from samplescout.contracts import CARRIER_TO_PROTO
 from samplescout.errors import DeadlineExceeded, InputError, OperationalError, SampleScoutError
-from samplescout.framestore import InMemoryFrameStore
+from samplescout.framestore import InMemoryFrameStore, frame_key
 from samplescout.fuse.worker import FuseWorker, done_key, result_key, state_key
 from samplescout.geometry import Pose
 from samplescout.identify.base import Identifier
@@ -208,8 +208,11 @@ class EmbeddedPipeline:
                     file=frame.file,
                     decode_seconds=frame.decode_seconds,
                 )
+                index = frame.index
                 del frame
                 self._drain()
+                # Drained: the frame's stages are done, so its pixels can go (flat memory).
+                self.store.delete_frame(frame_key(sid, index))
             if cancel is not None and cancel.is_set():
                 raise SessionCancelled(f"{source.name}: session {sid} cancelled")
             if source.frame_count == 0:

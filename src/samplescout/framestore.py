@@ -34,7 +34,8 @@ class FrameStore(Protocol):
     - ``coarse`` returns the grey ``float32`` coarse image and never touches full-res data.
     - ``crop`` returns the grey ``float32`` full-res pixels of ``box = (x0, y0, x1, y1)``
       (clipped to the frame) and adds their number to ``pixels_read(key)``.
-    - ``delete_session`` removes every frame whose key starts with ``f"{session}/"``.
+    - ``delete_session`` removes every frame whose key starts with ``f"{session}/"``;
+      ``delete_frame`` removes one frame (its work is done).
     - ``bytes_moved(key)`` is ``(written, read)``: the bytes ``put`` stored for the
       frame and the bytes ``coarse``/``crop`` fetched for it in this process.
     """
@@ -50,6 +51,8 @@ class FrameStore(Protocol):
     def pixels_read(self, key: str) -> int: ...
 
     def delete_session(self, session: str) -> None: ...
+
+    def delete_frame(self, key: str) -> None: ...
 
     def bytes_moved(self, key: str) -> tuple[int, int]: ...
 
@@ -112,6 +115,11 @@ class InMemoryFrameStore:
         with self._lock:
             written, read = self._moved.get(key, (0, 0))
             return written, read
+
+    def delete_frame(self, key: str) -> None:
+        with self._lock:
+            for d in (self._full, self._coarse, self._info, self._read, self._moved):
+                d.pop(key, None)
 
     def delete_session(self, session: str) -> None:
         prefix = f"{session}/"

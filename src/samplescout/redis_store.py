@@ -40,6 +40,9 @@ class RedisFrameStore:
         self._lock = threading.Lock()
         self.bytes_read: dict[str, int] = {}
         self.bytes_written: dict[str, int] = {}
+        self._tile_lock = threading.Lock()
+        self._cache_key: str | None = None
+        self._cache: dict[tuple[int, int], bytes] = {}
 
     def _k(self, key: str, part: str) -> str:
         return f"{PREFIX}:frame:{key}:{part}"
@@ -104,19 +107,14 @@ class RedisFrameStore:
             return np.zeros((0, 0), np.float32)
         tys = range(y0 // t, (y1 - 1) // t + 1)
         txs = range(x0 // t, (x1 - 1) // t + 1)
-        names = [self._k(key, f"t:{ty}:{tx}") for ty in tys for tx in txs]
-        blobs = self._r.mget(names)
+        blobs = self._tiles(key, [(ty, tx) for ty in tys for tx in txs])
         shape_c = () if channels == 1 else (channels,)
         out = np.zeros((y1 - y0, x1 - x0, *shape_c), dtype)
-        nbytes = 0
         i = 0
         for ty in tys:
             for tx in txs:
                 blob = blobs[i]
                 i += 1
-                if blob is None:
-                    raise KeyError(f"tile {ty},{tx} of frame {key!r} expired")
-                nbytes += len(blob)
                 th = min(t, h - ty * t)
                 tw = min(t, w - tx * t)
                 tile = np.frombuffer(blob, dtype).reshape((th, tw, *shape_c))
@@ -126,14 +124,34 @@ class RedisFrameStore:
                 out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = tile[
                     sy0 - gy0 : sy1 - gy0, sx0 - gx0 : sx1 - gx0
                 ]
-        self._count_read(key, nbytes)
         self._r.incrby(self._k(key, "read"), int(out.shape[0] * out.shape[1]))
         self._r.expire(self._k(key, "read"), self.ttl_s)
         return to_gray_float(out)
 
+    def _tiles(self, key: str, wanted: list[tuple[int, int]]) -> list[bytes]:
+        """Tiles of one frame, each fetched from Redis at most once while that frame is
+        being worked on (overlapping crops share tiles)."""
+        with self._tile_lock:
+            if self._cache_key != key:
+                self._cache_key, self._cache = key, {}
+            missing = [yx for yx in dict.fromkeys(wanted) if yx not in self._cache]
+            if missing:
+                blobs = self._r.mget([self._k(key, f"t:{ty}:{tx}") for ty, tx in missing])
+                for (ty, tx), blob in zip(missing, blobs, strict=True):
+                    if blob is None:
+                        raise KeyError(f"tile {ty},{tx} of frame {key!r} expired")
+                self._count_read(key, sum(len(b) for b in blobs))
+                self._cache.update(zip(missing, blobs, strict=True))
+            return [self._cache[yx] for yx in wanted]
+
     def pixels_read(self, key: str) -> int:
         raw = self._r.get(self._k(key, "read"))
         return int(raw) if raw else 0
+
+    def delete_frame(self, key: str) -> None:
+        names = list(self._r.scan_iter(match=self._k(key, "*"), count=1000))
+        if names:
+            self._r.delete(*names)
 
     def delete_session(self, session: str) -> None:
         members = self._r.smembers(f"{PREFIX}:frames:{session}")
