@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,13 @@ import numpy as np
 
 from samplescout import bus as streams
 from samplescout.acquire.drivers import open_source
-from samplescout.acquire.sources import FrameSource, FramesSource, UploadSource
+from samplescout.acquire.sources import AcquiredFrame, FrameSource, FramesSource, UploadSource
 from samplescout.acquire.worker import AcquireWorker, cancel_key
 from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
 from samplescout.consumer import StreamConsumer
 from samplescout.contracts import CARRIER_TO_PROTO
+from samplescout.control.adaptive import AdaptiveConfig, AdaptivePlanner, Step
 from samplescout.errors import DeadlineExceeded, InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore, frame_key
 from samplescout.fuse.worker import FuseWorker, done_key, result_key, state_key
@@ -34,6 +35,7 @@ from samplescout.identify.base import Identifier
 from samplescout.identify.classical import ClassicalIdentifier
 from samplescout.identify.worker import IdentifyWorker
 from samplescout.logs import get_logger
+from samplescout.microscope import Microscope
 from samplescout.redis_bus import RedisBus
 from samplescout.redis_store import RedisEventLog, RedisFrameStore, RedisStateStore
 from samplescout.select.base import Selector
@@ -777,13 +779,6 @@ def run_worker_service(
 
 
 # --- adaptive overview path ----------------------------------------------------------
-# (imports here rather than at the top so this section is one self-contained addition)
-
-from collections.abc import Iterator  # noqa: E402
-
-from samplescout.acquire.sources import AcquiredFrame  # noqa: E402
-from samplescout.control.adaptive import AdaptiveConfig, AdaptivePlanner, Step  # noqa: E402
-from samplescout.microscope import Microscope  # noqa: E402
 
 
 def latest_localization(events: EventLog, session_id: str) -> dict[str, Any] | None:
