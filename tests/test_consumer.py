@@ -111,3 +111,16 @@ def test_stop_leaves_unhandled_entries_pending_not_lost() -> None:
     assert seen == [b"0"]
     left = bus.read_pending("s", "g", "c")
     assert [d.payload for d in left] == [b"1", b"2", b"3", b"4"]
+
+
+def test_logging_survives_a_closed_stderr(monkeypatch) -> None:
+    import io
+    import sys
+
+    from samplescout.logs import get_logger
+
+    configure_logging()
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    get_logger(component="test").error("must not raise")

@@ -390,9 +390,9 @@ class SessionManager:
             except SampleScoutError as exc:
                 outcome = (SessionState.FAILED, str(exc))
             except Exception as exc:  # reported to the client, never a silent hang
-                log.exception("session crashed", session_id=sid)
-                outcome = (SessionState.FAILED, f"internal error: {type(exc).__name__}")
+                outcome = (SessionState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
                 self.pipeline.emit_end(sid, pipeline_pb2.SESSION_EVENT_KIND_FAILED, outcome[1])
+                log.error("session crashed", session_id=sid, error=outcome[1])
             with self._lock:
                 self._states[sid] = outcome
                 self._uploads.pop(sid, None)
