@@ -11,8 +11,8 @@ lines that match no outline (scratches, fibres, print) are ``straight_structure`
 from __future__ import annotations
 
 import math
-import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from samplescout.coarse import to_gray_float
 from samplescout.contracts import STRUCTURE_CLASSES
 from samplescout.geometry import FrameGeometry
 from samplescout.identify.model import IdentifyNet, prepare_crop
+from samplescout.progress import progress
 from samplescout.registry import ModelRecord, Registry, data_hash
 
 ROUND_CLASSES = frozenset({"round_cover_glass_edge", "round_structure", "well"})
@@ -288,7 +289,10 @@ def build_data(
     cs = CropSet()
     rng = np.random.default_rng(seed)
     stats = []
-    t0 = time.perf_counter()
+    bars = ExitStack()
+    bar = bars.enter_context(
+        progress(None, "rendering training frames", enabled=None if log else False)
+    )
     frames = render_frames(
         seeds,
         carriers=carriers,
@@ -301,14 +305,9 @@ def build_data(
         geom = FrameGeometry(fr.pose, fr.image.shape[1], fr.image.shape[0])
         crops_from_frame(fr.image, ann, geom, fr.scale, rng, size=size, out=cs)
         stats.append(ann.stats)
-        if log:
-            print(
-                f"\rdata: {n} frames, {len(cs)} crops, {time.perf_counter() - t0:.0f}s",
-                end="",
-                file=sys.stderr,
-            )
-    if log:
-        print(file=sys.stderr)
+        bar.advance()
+        bar.describe(f"rendering training frames: {n}, {len(cs)} crops")
+    bars.close()
     desc = {
         "seeds": list(seeds),
         "carriers": list(carriers),
@@ -400,6 +399,8 @@ def train_model(
     ema = None
     hist: list[float] = []
     t0 = time.perf_counter()
+    bars = ExitStack()
+    bar = bars.enter_context(progress(steps, "training", enabled=None if log else False))
     step = 0
     for step in range(1, steps + 1):
         if balanced:
@@ -416,17 +417,12 @@ def train_model(
         lv = float(loss.detach())
         hist.append(lv)
         ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-        if log and (step % 10 == 0 or step == steps):
-            bar = "#" * int(30 * step / steps)
-            print(
-                f"\r[{bar:<30}] {step}/{steps} loss {ema:.4f} {time.perf_counter() - t0:.0f}s",
-                end="",
-                file=sys.stderr,
-            )
+        bar.advance()
+        if step % 10 == 0:
+            bar.describe(f"training, loss {ema:.4f}")
         if loss_threshold > 0 and step >= 50 and ema <= loss_threshold:
             break
-    if log:
-        print(file=sys.stderr)
+    bars.close()
     model.eval()
     return model, {
         "steps": step,

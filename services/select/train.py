@@ -9,8 +9,8 @@ half scale, so their coarse factor is half as large).
 from __future__ import annotations
 
 import math
-import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from samplescout.annotate import (
     render_frames,
 )
 from samplescout.coarse import DEFAULT_FACTOR, make_coarse
+from samplescout.progress import progress
 from samplescout.registry import ModelRecord, Registry, data_hash
 from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
 
@@ -52,7 +53,10 @@ def build_data(
 ) -> SelectData:
     """Render and annotate the training frames."""
     inputs, targets, stats = [], [], []
-    t0 = time.perf_counter()
+    bars = ExitStack()
+    bar = bars.enter_context(
+        progress(None, "rendering training frames", enabled=None if log else False)
+    )
     for fr in render_frames(
         seeds,
         carriers=carriers,
@@ -66,14 +70,9 @@ def build_data(
         inputs.append(prepare_input(coarse))
         targets.append(ann.select)
         stats.append(ann.stats)
-        if log:
-            print(
-                f"\rdata: {len(inputs)} frames, {time.perf_counter() - t0:.0f}s",
-                end="",
-                file=sys.stderr,
-            )
-    if log:
-        print(file=sys.stderr)
+        bar.advance()
+        bar.describe(f"rendering training frames: {len(inputs)}")
+    bars.close()
     desc = {
         "seeds": list(seeds),
         "carriers": list(carriers),
@@ -168,6 +167,8 @@ def train_model(
     ema = None
     history: list[float] = []
     t0 = time.perf_counter()
+    bars = ExitStack()
+    bar = bars.enter_context(progress(steps, "training", enabled=None if log else False))
     step = 0
     for step in range(1, steps + 1):
         xs, ts = [], []
@@ -192,14 +193,12 @@ def train_model(
         lv = float(loss.detach())
         history.append(lv)
         ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-        if log and (step % 10 == 0 or step == steps):
-            el = time.perf_counter() - t0
-            bar = "#" * int(30 * step / steps)
-            print(f"\r[{bar:<30}] {step}/{steps} loss {ema:.4f} {el:.0f}s", end="", file=sys.stderr)
+        bar.advance()
+        if step % 10 == 0:
+            bar.describe(f"training, loss {ema:.4f}")
         if loss_threshold > 0 and step >= 50 and ema <= loss_threshold:
             break
-    if log:
-        print(file=sys.stderr)
+    bars.close()
     model.eval()
     info = {
         "steps": step,
