@@ -56,7 +56,37 @@ def tile_angle(
     return 0.5 * math.degrees(math.atan2(2.0 * sxy, sxx - syy)) + 90.0
 
 
-def make_region(
+#: A candidate on the coarse grid: (probability, coarse box, angle in px, kind).
+Candidate = tuple[float, tuple[int, int, int, int], float, str]
+
+
+def ranked_regions(
+    found: list[Candidate],
+    *,
+    frame_index: int,
+    geometry: FrameGeometry,
+    factor: int,
+    margin_px: int,
+) -> list[Region]:
+    """Candidates as :class:`Region` s, most probable first (ties by position, kind)."""
+    order = sorted(found, key=lambda f: (-f[0], f[1][1], f[1][0], f[3]))
+    return [
+        _make_region(
+            frame_index=frame_index,
+            rank=rank,
+            cbox=cbox,
+            probability=pr,
+            angle_px=angle,
+            kind=kind,
+            geometry=geometry,
+            factor=factor,
+            margin_px=margin_px,
+        )
+        for rank, (pr, cbox, angle, kind) in enumerate(order)
+    ]
+
+
+def _make_region(
     *,
     frame_index: int,
     rank: int,
@@ -165,28 +195,20 @@ class NetSelector:
         coarse = np.ascontiguousarray(coarse, dtype=np.float32)
         prob = self.probabilities(coarse, self.upsample(factor * geometry.pose.pixel_size_mm))
         tensor = orientation_map(coarse)
-        found: list[tuple[float, tuple[int, int, int, int], float, str]] = []
+        found: list[Candidate] = []
         for cls_id, kind, thr in (
             (1, "structure", self.threshold),
             (2, "label", self.label_threshold),
         ):
             p = prob[cls_id]
             found.extend(self._components(p, p >= thr, kind, tensor, factor))
-        order = sorted(found, key=lambda f: (-f[0], f[1][1], f[1][0], f[3]))
-        return [
-            make_region(
-                frame_index=frame_index,
-                rank=rank,
-                cbox=cbox,
-                probability=pr,
-                angle_px=angle,
-                kind=kind,
-                geometry=geometry,
-                factor=factor,
-                margin_px=self.margin_px,
-            )
-            for rank, (pr, cbox, angle, kind) in enumerate(order)
-        ]
+        return ranked_regions(
+            found,
+            frame_index=frame_index,
+            geometry=geometry,
+            factor=factor,
+            margin_px=self.margin_px,
+        )
 
     def _components(
         self,

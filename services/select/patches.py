@@ -8,7 +8,13 @@ import torch
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry
 from samplescout.select.model import PatchNet, pad_to, prepare_input
-from samplescout.select.net import make_region, orientation_map, pick_device, tile_angle
+from samplescout.select.net import (
+    Candidate,
+    orientation_map,
+    pick_device,
+    ranked_regions,
+    tile_angle,
+)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
@@ -82,7 +88,7 @@ class PatchSelector:
         gh, gw = (h + s - 1) // s, (w + s - 1) // s
         prob = prob[:, :gh, :gw]
         tensor = orientation_map(coarse)
-        found: list[tuple[float, tuple[int, int, int, int], float, str]] = []
+        found: list[Candidate] = []
         for cls_id, kind in ((1, "structure"), (2, "label")):
             ii, jj = np.nonzero(prob[cls_id] >= self.threshold)
             if len(ii) == 0:
@@ -102,18 +108,10 @@ class PatchSelector:
                 yy, xx = np.mgrid[y0:y1, x0:x1]
                 angle = tile_angle(*tensor, yy.ravel(), xx.ravel())
                 found.append((float(scores[k]), (x0, y0, x1, y1), angle, kind))
-        order = sorted(found, key=lambda f: (-f[0], f[1][1], f[1][0], f[3]))
-        return [
-            make_region(
-                frame_index=frame_index,
-                rank=rank,
-                cbox=cbox,
-                probability=pr,
-                angle_px=angle,
-                kind=kind,
-                geometry=geometry,
-                factor=factor,
-                margin_px=self.margin_px,
-            )
-            for rank, (pr, cbox, angle, kind) in enumerate(order)
-        ]
+        return ranked_regions(
+            found,
+            frame_index=frame_index,
+            geometry=geometry,
+            factor=factor,
+            margin_px=self.margin_px,
+        )
