@@ -34,6 +34,7 @@ from samplescout.geometry import FrameGeometry
 from samplescout.identify.model import IdentifyNet, prepare_crop
 from samplescout.progress import progress
 from samplescout.registry import ModelRecord, Registry, data_hash
+from samplescout.training import LossMonitor
 
 ROUND_CLASSES = frozenset({"round_cover_glass_edge", "round_structure", "well"})
 
@@ -396,42 +397,19 @@ def train_model(
     # Rare classes (a slide shows few cover-glass edges, many wells) are drawn more often.
     counts = torch.bincount(data["shape"], minlength=len(STRUCTURE_CLASSES)).float()
     weights = 1.0 / counts[data["shape"]].sqrt()
-    ema = None
-    hist: list[float] = []
-    t0 = time.perf_counter()
-    bars = ExitStack()
-    bar = bars.enter_context(progress(steps, "training", enabled=None if log else False))
-    step = 0
-    for step in range(1, steps + 1):
-        if balanced:
-            idx = torch.multinomial(weights, min(batch, n), replacement=True, generator=gen)
-        else:
-            idx = torch.randint(0, n, (min(batch, n),), generator=gen)
-        t = {k: v[idx] for k, v in data.items()}
-        t["x"], t["geometry"] = _augment(t["x"], t["geometry"], gen)
-        loss = loss_fn(model(t["x"]), t)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        lv = float(loss.detach())
-        hist.append(lv)
-        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-        bar.advance()
-        if step % 10 == 0:
-            bar.describe(f"training, loss {ema:.4f}")
-        if loss_threshold > 0 and step >= 50 and ema <= loss_threshold:
-            break
-    bars.close()
+    with LossMonitor(steps, loss_threshold=loss_threshold, log=log) as monitor:
+        for _ in range(steps):
+            if balanced:
+                idx = torch.multinomial(weights, min(batch, n), replacement=True, generator=gen)
+            else:
+                idx = torch.randint(0, n, (min(batch, n),), generator=gen)
+            t = {k: v[idx] for k, v in data.items()}
+            t["x"], t["geometry"] = _augment(t["x"], t["geometry"], gen)
+            loss = loss_fn(model(t["x"]), t)
+            if monitor.step(loss, opt, sched):
+                break
     model.eval()
-    return model, {
-        "steps": step,
-        "first_loss": float(np.mean(hist[:10])) if hist else math.nan,
-        "last_loss": float(np.mean(hist[-10:])) if hist else math.nan,
-        "final_loss": float(ema if ema is not None else math.nan),
-        "seconds": time.perf_counter() - t0,
-        "hparams": model.hparams,
-    }
+    return model, {**monitor.summary(), "hparams": model.hparams}
 
 
 def accuracy(model: IdentifyNet, cs: CropSet) -> dict[str, Any]:

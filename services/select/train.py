@@ -8,7 +8,6 @@ half scale, so their coarse factor is half as large).
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from samplescout.coarse import DEFAULT_FACTOR, make_coarse
 from samplescout.progress import progress
 from samplescout.registry import ModelRecord, Registry, data_hash
 from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
+from samplescout.training import LossMonitor
 
 CLASS_WEIGHTS = (1.0, 4.0, 1.0, 1.0)
 
@@ -164,51 +164,27 @@ def train_model(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     weight = torch.tensor(CLASS_WEIGHTS)
     model.train()
-    ema = None
-    history: list[float] = []
-    t0 = time.perf_counter()
-    bars = ExitStack()
-    bar = bars.enter_context(progress(steps, "training", enabled=None if log else False))
-    step = 0
-    for step in range(1, steps + 1):
-        xs, ts = [], []
-        for _ in range(batch):
-            i = int(rng.integers(0, len(data.inputs)))
-            x, t = _crop(data.inputs[i], data.targets[i], crop, rng)
-            x, t = _augment(x, t, rng)
-            xs.append(x)
-            ts.append(t)
-        xb = torch.from_numpy(np.stack(xs).astype(np.float32))
-        tb = torch.from_numpy(np.stack(ts).astype(np.int64))
-        if architecture == "patch":
-            logits = model(xb)
-            tb = patch_targets(tb)
-        else:
-            logits = model.full_logits(xb)
-        loss = F.cross_entropy(logits, tb, weight=weight, ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        lv = float(loss.detach())
-        history.append(lv)
-        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-        bar.advance()
-        if step % 10 == 0:
-            bar.describe(f"training, loss {ema:.4f}")
-        if loss_threshold > 0 and step >= 50 and ema <= loss_threshold:
-            break
-    bars.close()
+    with LossMonitor(steps, loss_threshold=loss_threshold, log=log) as monitor:
+        for _ in range(steps):
+            xs, ts = [], []
+            for _ in range(batch):
+                i = int(rng.integers(0, len(data.inputs)))
+                x, t = _crop(data.inputs[i], data.targets[i], crop, rng)
+                x, t = _augment(x, t, rng)
+                xs.append(x)
+                ts.append(t)
+            xb = torch.from_numpy(np.stack(xs).astype(np.float32))
+            tb = torch.from_numpy(np.stack(ts).astype(np.int64))
+            if architecture == "patch":
+                logits = model(xb)
+                tb = patch_targets(tb)
+            else:
+                logits = model.full_logits(xb)
+            loss = F.cross_entropy(logits, tb, weight=weight, ignore_index=IGNORE)
+            if monitor.step(loss, opt, sched):
+                break
     model.eval()
-    info = {
-        "steps": step,
-        "final_loss": float(ema if ema is not None else math.nan),
-        "first_loss": float(np.mean(history[:10])) if history else math.nan,
-        "last_loss": float(np.mean(history[-10:])) if history else math.nan,
-        "seconds": time.perf_counter() - t0,
-        "hparams": model.hparams,
-    }
-    return model, info
+    return model, {**monitor.summary(), "hparams": model.hparams}
 
 
 def train(
