@@ -392,3 +392,111 @@ def test_barcodes_merge_across_frames_in_any_order() -> None:
     )
     again = FuseState.from_dict(json.loads(json.dumps(one.to_dict())))
     assert localize(again, "slide")["barcodes"] == res1["barcodes"]
+
+
+def test_384_well_grid_from_short_sides_of_a_partial_view() -> None:
+    """A narrow view of a 384-well plate's top-left corner: only short straight pieces of
+    the square wells' sides (no arcs) and the plate's left and top edges. The format,
+    the rotation and A1 follow; the whole 16 x 24 grid is named."""
+    from samplescout.geometry import rotation_matrix
+
+    angle, a1 = -0.4, np.array([14.0, 10.0])
+    rot = rotation_matrix(angle)
+    rng = np.random.default_rng(3)
+    structures: list[Structure] = []
+    for row in range(5):
+        for col in range(9):
+            c = np.array([4.5 * col, 4.5 * row])
+            for k in range(4):  # sides: top, right, bottom, left; each seen in part
+                a = np.array([[-1.8, -1.8], [1.8, -1.8], [1.8, 1.8], [-1.8, 1.8]])
+                p, q = a[k], a[(k + 1) % 4]
+                t0, t1 = sorted(rng.uniform(0.0, 1.0, 2))
+                if t1 - t0 < 0.2:
+                    continue
+                ends = [a1 + rot @ (c + p + (q - p) * t + rng.normal(0, 0.03, 2)) for t in (t0, t1)]
+                structures.append(_seg(tuple(ends[0]), tuple(ends[1])))
+    corner = a1 - rot @ np.array([12.13, 8.99])  # A1 is 12.13, 8.99 mm from the corner
+    for p0, p1 in ((corner, corner + rot @ [45.0, 0.0]), (corner, corner + rot @ [0.0, 30.0])):
+        structures += _pieces(p0, p1, 5.0, 0, "sample_carrier_edge")
+    state = FuseState()
+    state.add(structures)
+    result = localize(state, "multiwell")
+    plate = result["plate"]
+    assert plate["wells"] == 384 and (plate["rows"], plate["cols"]) == (16, 24)
+    assert plate["circular_wells"] is False
+    assert math.dist(plate["a1_center_mm"], a1) < 0.1
+    assert abs(plate["rotation_deg"] - angle) < 0.1
+    samples = result["samples"]
+    assert len(samples) == 384 and samples[0]["label"] == "A1" and samples[-1]["label"] == "P24"
+    b3 = next(s for s in samples if s["label"] == "B3")
+    assert (
+        polygon_iou(b3["polygon_mm"], rectangle_polygon(a1 + rot @ [9.0, 4.5], (3.6, 3.6), angle))
+        > 0.9
+    )
+
+
+def test_grid_of_large_wells_placed_by_short_arcs() -> None:
+    """A 6-well plate whose body is found 1.5 mm off and whose wells show only short
+    (20 degree) arcs, two rims each (a black plate's wall): the arcs move the grid."""
+    from samplescout.geometry import rotation_matrix
+
+    angle, center = 0.1, np.array([65.0, 45.0])
+    rot = rotation_matrix(angle)
+    structures: list[Structure] = []
+    body = rectangle_polygon(tuple(center + np.array([1.5, -1.0])), (127.76, 85.48), angle)
+    for k in range(4):
+        structures += _pieces(body[k], body[(k + 1) % 4], 8.0, 0, "sample_carrier_edge")
+    a1 = center + rot @ np.array([-127.76 / 2 + 24.76, -85.48 / 2 + 23.18])
+    for k in range(6):
+        c = a1 + rot @ np.array([39.12 * (k % 3), 39.12 * (k // 3)])
+        for a0 in (200.0, 230.0, 260.0, 290.0, 320.0):
+            for r in (17.4, 18.1):
+                structures.append(_arc(float(c[0]), float(c[1]), r, a0, a0 + 20.0))
+    state = FuseState()
+    state.add(structures)
+    plate = localize(state, "multiwell")["plate"]
+    assert plate["wells"] == 6
+    assert math.dist(plate["a1_center_mm"], a1) < 0.25
+
+
+def test_chamber_layout_from_partial_faint_walls() -> None:
+    """A 2 x 4 chamber slide whose walls are faint (classed as cover-glass edges) and seen
+    only in part: some cell edges are missing, and the label's edge lies next to the
+    block. The declared chamber slide still gets its eight chambers."""
+    slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
+    structures: list[Structure] = []
+    for k in range(4):
+        structures += _pieces(slide[k], slide[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    # block 53.4 x 23.8 centred at x = 50 (label on the left, its edge at x = 22.5),
+    # outer wall 1.5, inner wall 1.1: cells (53.4 - 3 - 3.3) / 4 = 11.775 wide
+    ow, iw = 1.5, 1.1
+    x0, y0 = 50.0 - 26.7, 15.0 - 11.9
+    cw, ch = (53.4 - 2 * ow - 3 * iw) / 4, (23.8 - 2 * ow - iw) / 2
+    faint = "straight_cover_glass_edge"
+    structures += _pieces(np.array([22.5, 3.0]), np.array([22.5, 27.0]), 4.0, 0, faint)  # label
+    block = rectangle_polygon((50.0, 15.0), (53.4, 23.8), 0.0)
+    for k in range(4):
+        structures += _pieces(block[k], block[(k + 1) % 4], 6.0, 0, faint)
+    rng = np.random.default_rng(5)
+    for r in range(2):
+        for c in range(4):
+            cx0, cy0 = x0 + ow + c * (cw + iw), y0 + ow + r * (ch + iw)
+            cell = rectangle_polygon((cx0 + cw / 2, cy0 + ch / 2), (cw, ch), 0.0)
+            for k in range(4):
+                if rng.random() < 0.3:
+                    continue  # this side not seen
+                a, b = cell[k], cell[(k + 1) % 4]
+                structures += _pieces(a + 0.2 * (b - a), a + 0.7 * (b - a), 2.0, 0, faint)
+    state = FuseState()
+    state.add(structures)
+    samples = localize(state, "chamber_slide")["samples"]
+    assert len(samples) == 8 and {s["element"] for s in samples} == {"chamber"}
+    truth = [
+        rectangle_polygon(
+            (x0 + ow + c * (cw + iw) + cw / 2, y0 + ow + r * (ch + iw) + ch / 2), (cw, ch), 0.0
+        )
+        for r in range(2)
+        for c in range(4)
+    ]
+    for t in truth:
+        assert max(polygon_iou(s["polygon_mm"], t) for s in samples) > 0.9

@@ -13,6 +13,7 @@ evidence while leaving the least unexplained. The layouts of real chamber slides
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,10 +51,13 @@ class ChamberConfig:
 
     parallel_tol_deg: float = 2.0
     position_tol_mm: float = 0.25
-    border_mm: float = 0.6
+    border_mm: float = 0.35
+    wall_match_mm: float = 0.2
+    #: Least share of the slide's length and width that the chamber block spans.
+    min_block_share: tuple[float, float] = (0.5, 0.8)
     min_line_mm: float = 2.0
     inner_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(0.7, 1.61, 0.1))
-    outer_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(1.0, 2.21, 0.15))
+    outer_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(1.2, 2.11, 0.15))
     min_cell_mm: float = 5.0
 
 
@@ -89,28 +93,39 @@ def fit_chambers(
             across[1].append((float(q[:, 1].mean()), weight))
         elif abs(ang - 90.0) <= cfg.parallel_tol_deg:
             across[0].append((float(q[:, 0].mean()), weight))
-    fits = [_fit_axis(np.array(a).reshape(-1, 2), cfg) for a in across]
+    limits = np.asarray(slide_size) / 2 + cfg.position_tol_mm
+    fits = [
+        _fit_axis(np.array(a).reshape(-1, 2), cfg, float(lim), share * size)
+        for a, lim, share, size in zip(across, limits, cfg.min_block_share, slide_size, strict=True)
+    ]
     best: ChamberFit | None = None
     for rows, cols in CHAMBER_LAYOUTS:
-        fx, fy = fits[0].get(cols), fits[1].get(rows)
-        if fx is None or fy is None:
-            continue
-        score = fx[0] * fy[0]
-        if best is None or score > best.score + 1e-9:
-            best = ChamberFit(
-                center=(float(slide_center[0]), float(slide_center[1])),
-                angle_deg=float(slide_angle_deg),
-                xs=fx[1],
-                ys=fy[1],
-                score=score,
-            )
+        # One chamber block: the same outer (and, with inner walls on both axes, inner)
+        # wall thickness along both axes.
+        for (iwx, owx), (sx, xs) in fits[0].get(cols, {}).items():
+            for (iwy, owy), (sy, ys) in fits[1].get(rows, {}).items():
+                if abs(owx - owy) > cfg.wall_match_mm + 1e-9:
+                    continue
+                if cols > 1 and rows > 1 and abs(iwx - iwy) > cfg.wall_match_mm + 1e-9:
+                    continue
+                score = sx * sy
+                if best is None or score > best.score + 1e-9:
+                    best = ChamberFit(
+                        center=(float(slide_center[0]), float(slide_center[1])),
+                        angle_deg=float(slide_angle_deg),
+                        xs=xs,
+                        ys=ys,
+                        score=score,
+                    )
     return best
 
 
 def _fit_axis(
-    pos: np.ndarray, cfg: ChamberConfig
-) -> dict[int, tuple[float, tuple[tuple[float, float], ...]]]:
-    """Per cell count ``n``: the best ``(score, cells)`` along one axis.
+    pos: np.ndarray, cfg: ChamberConfig, limit: float = math.inf, min_extent: float = 0.0
+) -> dict[int, dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]]]:
+    """Per cell count ``n`` and wall thicknesses ``(inner, outer)``: the best
+    ``(score, cells)`` along one axis, with every edge within ``+-limit`` and the block
+    (outer edge to outer edge) at least ``min_extent`` long.
 
     The edges across the axis are, in order, the outer wall's outside, then the two
     edges of each of ``n`` cells of width ``cw`` separated by inner walls ``iw``, then
@@ -144,12 +159,11 @@ def _fit_axis(
     total = max(float(w.sum()), 1e-9)
     ii, jj = np.triu_indices(len(clusters), 1)
     xa, xb = clusters[ii, 0], clusters[jj, 0]
-    out: dict[int, tuple[float, tuple[tuple[float, float], ...]]] = {}
+    out: dict[int, dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]]] = {}
     for n in (1, 2, 4):
         coef = _edge_coefficients(n)
         walls: tuple[float, ...] = (0.0,) if n == 1 else cfg.inner_walls_mm
-        best_score = -1.0
-        best_cells: tuple[tuple[float, float], ...] = ()
+        per_wall: dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]] = {}
         for a, b in itertools.combinations(range(len(coef)), 2):
             da = coef[b] - coef[a]
             if da[0] == 0:
@@ -174,14 +188,18 @@ def _fit_axis(
                         2 * n + 1
                     )
                     explained = np.minimum(1.0, sup.sum(axis=1) / total)
-                    score = seen * explained
+                    fits = (np.abs(edges).max(axis=1) <= limit) & (
+                        edges[:, -1] - edges[:, 0] >= min_extent
+                    )
+                    score = np.where(fits, seen * explained, -1.0)
                     k = int(np.argmax(score))
-                    if score[k] > best_score + 1e-9:
-                        best_score = float(score[k])
+                    key = (round(float(iw), 3), round(float(ow), 3))
+                    if score[k] >= 0 and score[k] > per_wall.get(key, (-1.0, ()))[0] + 1e-9:
                         e = _snap(edges[k, 1:-1], clusters[:, 0], cfg.position_tol_mm)
-                        best_cells = tuple((float(e[2 * c]), float(e[2 * c + 1])) for c in range(n))
-        if best_cells:
-            out[n] = (best_score, best_cells)
+                        cells = tuple((float(e[2 * c]), float(e[2 * c + 1])) for c in range(n))
+                        per_wall[key] = (float(score[k]), cells)
+        if per_wall:
+            out[n] = per_wall
     return out
 
 

@@ -259,6 +259,17 @@ class _Evidence:
 
     @property
     def chambers(self) -> ChamberFit | None:
+        """The chamber grid from wall-like edges (what recognition asks: faint edges,
+        classed as cover-glass edges, do not count)."""
+        return self._chamber_fit(faint=False)
+
+    @property
+    def chambers_declared(self) -> ChamberFit | None:
+        """The chamber grid on a slide said to be a chamber slide: the walls of a hard
+        (faint) chamber block are often classed as cover-glass edges, so every edge counts."""
+        return self._chamber_fit(faint=True)
+
+    def _chamber_fit(self, faint: bool) -> ChamberFit | None:
         def make() -> ChamberFit | None:
             if not self.slides:
                 return None
@@ -269,14 +280,14 @@ class _Evidence:
                     for i, ln in enumerate(self.lines)
                     if i not in s.lines
                     and ln.probability >= self.cfg.min_chamber_line_p
-                    and ln.shape_class not in COVER_GLASS_EDGE_CLASSES
+                    and (faint or ln.shape_class not in COVER_GLASS_EDGE_CLASSES)
                 ],
                 s.center,
                 s.size,
                 s.angle_deg,
             )
 
-        return self._get("chambers", make)
+        return self._get(f"chambers-{faint}", make)
 
 
 def recognise_carrier(ev: _Evidence) -> str:
@@ -368,7 +379,7 @@ def _covered(state: FuseState, points: np.ndarray) -> list[bool]:
 
 def _chamber_part(ev: _Evidence) -> _Part:
     roles = {i: "sample_carrier_edge" for s in ev.slides for i in s.lines}
-    fit = ev.chambers
+    fit = ev.chambers_declared
     if fit is None:
         return _Part([], None, roles, [])
     rects = sorted(fit.rects(), key=lambda r: (round(r[0][0], 6), round(r[0][1], 6)))

@@ -193,14 +193,19 @@ def fit_plate(
     for fmt in PLATE_FORMATS:
         if len(pts) < cfg.min_points:
             continue
-        grid = _place_grid(fmt, arcs, body, edge_lines, cfg)
-        if grid is None:
-            continue
-        a1, angle = grid
-        a1 = _refine(fmt, a1, angle, arcs)
-        fit = _score_grid(fmt, a1, angle, pts, w, cfg)
-        if fit is not None and (best is None or fit.score > best.score + 1e-9):
-            best = fit
+        grids = []
+        if not fmt.circular:
+            # Square wells show as short straight sides: the grid follows from them alone.
+            square = _square_grid(fmt, segments, edge_lines, body, cfg)
+            if square is not None:
+                grids.append(square)
+        placed = _place_grid(fmt, arcs, body, edge_lines, cfg)
+        if placed is not None:
+            grids.append((_refine(fmt, placed[0], placed[1], arcs), placed[1]))
+        for a1, angle in grids:
+            fit = _score_grid(fmt, a1, angle, pts, w, cfg)
+            if fit is not None and (best is None or fit.score > best.score + 1e-9):
+                best = fit
     if best is None or best.score < cfg.min_score:
         return None
     return best
@@ -252,6 +257,162 @@ def _place_grid(
     options.sort(key=lambda t: (round(t[0], 9), t[1], t[2]))
     first = options[0][3]
     return rotation_matrix(angle) @ first, angle
+
+
+def _square_grid(
+    fmt: PlateFormat,
+    segments: Sequence[tuple[np.ndarray, np.ndarray, float]],
+    edge_lines: Sequence[tuple[np.ndarray, np.ndarray, float]],
+    body: PlateBody | None,
+    cfg: PlateConfig,
+) -> tuple[np.ndarray, float] | None:
+    """A1 centre and rotation of a square-well grid from the wells' short straight sides.
+
+    The sides' directions give the rotation (modulo 90 degrees); along each grid axis,
+    the midpoints of the sides running along it lie on the well centres and the sides
+    running across it a half well from them, which gives the grid's phase (a circular
+    mean modulo the pitch). Which observed well is A1 is then chosen per axis: the
+    ``rows``/``cols`` window holding the most side evidence, then the one whose implied
+    plate edges are seen (``edge_lines``; or the ``body``), then the first.
+    """
+    if not segments:
+        return None
+    p0 = np.array([s[0] for s in segments], dtype=np.float64)
+    p1 = np.array([s[1] for s in segments], dtype=np.float64)
+    d = p1 - p0
+    length = np.hypot(d[:, 0], d[:, 1])
+    ok = (length <= fmt.well_size + 0.6) & (length >= 0.3)
+    if ok.sum() < cfg.min_points:
+        return None
+    p0, p1, d, length = p0[ok], p1[ok], d[ok], length[ok]
+    wl = np.array([s[2] for s in segments], dtype=np.float64)[ok] * length
+    z4 = np.sum(wl * np.exp(4j * np.arctan2(d[:, 1], d[:, 0])))
+    if abs(z4) < 0.5 * wl.sum():
+        return None  # no dominant pair of perpendicular directions
+    angle = float(math.degrees(np.angle(z4) / 4.0))
+    rot = rotation_matrix(angle)
+    mid = 0.5 * (p0 + p1) @ rot  # grid axes
+    dq = d @ rot
+    a = np.degrees(np.arctan2(dq[:, 1], dq[:, 0])) % 180.0
+    runs = [np.minimum(a, 180.0 - a) <= 10.0, np.abs(a - 90.0) <= 10.0]  # along x, along y
+    pitch, half = fmt.pitch, fmt.well_size / 2
+    sgn = 1.0 if math.cos(math.pi * fmt.well_size / pitch) >= 0 else -1.0
+    phase = np.zeros(2)
+    for k in (0, 1):
+        # Sides across the axis pin the phase down (they sit a half well either side of
+        # the centres: their mean is the centre or the wall between, which the sign of
+        # cos(pi size / pitch) tells); the midpoints of partly seen sides along it are
+        # noisier but say which of the two it is.
+        e = np.exp(2j * math.pi * mid[:, k] / pitch)
+        z_mid = np.sum((wl * e)[runs[k]])
+        z_side = sgn * np.sum((wl * e)[runs[1 - k]])
+        total = float(wl[runs[0] | runs[1]].sum())
+        if total <= 0 or abs(z_mid + z_side) < 0.25 * total:
+            return None
+        if abs(z_side) >= 0.25 * float(wl[runs[1 - k]].sum()) > 0:
+            if (z_side * np.conj(z_mid)).real < 0:
+                z_side = -z_side  # the other half-pitch choice
+            z = z_side
+        else:
+            z = z_mid + z_side
+        phase[k] = _side_phase(
+            pitch / (2 * math.pi) * float(np.angle(z)),
+            mid[runs[1 - k], k],
+            wl[runs[1 - k]],
+            pitch,
+            half,
+        )
+    idx = np.rint((mid - phase) / pitch)
+    res = mid - phase - idx * pitch
+    tol = cfg.outline_tol_mm + 0.1
+    on = np.zeros(len(mid), dtype=bool)
+    for k in (0, 1):  # sides running along axis k: centred on a well along k, a side across
+        on |= (
+            runs[k]
+            & (np.abs(res[:, k]) <= half + 0.3)
+            & (np.abs(np.abs(res[:, 1 - k]) - half) <= tol)
+        )
+    if on.sum() < cfg.min_points:
+        return None
+    size = (fmt.cols, fmt.rows)
+    first = np.zeros(2)
+    for k in (0, 1):
+        ik = idx[on, k].astype(np.int64)
+        lo, hi = int(ik.min()), int(ik.max())
+        hist = np.bincount(ik - lo, weights=wl[on], minlength=hi - lo + 1)
+        cum = np.concatenate([[0.0], np.cumsum(hist)])
+        options: list[tuple[float, float, int, int]] = []
+        last = hi - size[k] + 1  # windows of size[k] holding all the evidence, or within it
+        for o in range(min(lo, last), max(lo, last) + 1):
+            a_lo, a_hi = max(o, lo) - lo, min(o + size[k] - 1, hi) - lo + 1
+            inside = float(cum[a_hi] - cum[a_lo])
+            a1k = phase[k] + o * pitch
+            support = _edge_support_1d(
+                a1k - fmt.a1_offset[k], SBS_SIZE_MM[k], k, edge_lines, rot, body, fmt
+            )
+            options.append((inside, support, abs(o - lo), o))
+        top = max(t[0] for t in options)
+        options = [t for t in options if t[0] >= 0.98 * top]
+        options.sort(key=lambda t: (-round(t[1], 6), t[2], t[3]))
+        first[k] = phase[k] + options[0][3] * pitch
+    return rot @ first, angle
+
+
+def _side_phase(
+    phase: float, sides: np.ndarray, weights: np.ndarray, pitch: float, half: float
+) -> float:
+    """``phase`` (a well centre modulo ``pitch``) moved to midway between the sides seen
+    either side of the centres: the weighted medians of the two groups, so that one
+    side seen more than the other, or sides seen a little wider apart than the model
+    (a black plate's walls), do not pull it."""
+    for _ in range(3):
+        r = (sides - phase + pitch / 2) % pitch - pitch / 2
+        plus, minus = r > 0, r < 0
+        if weights[plus].sum() <= 0 and weights[minus].sum() <= 0:
+            return phase
+        if weights[plus].sum() <= 0 or weights[minus].sum() <= 0:
+            step = (
+                _weighted_median(r[plus], weights[plus]) - half
+                if weights[plus].sum() > 0
+                else _weighted_median(r[minus], weights[minus]) + half
+            )
+        else:
+            m_plus = _weighted_median(r[plus], weights[plus])
+            m_minus = _weighted_median(r[minus], weights[minus])
+            step = 0.5 * (m_plus + m_minus)
+        phase += step
+        if abs(step) < 1e-4:
+            break
+    return phase
+
+
+def _edge_support_1d(
+    start: float,
+    extent: float,
+    axis: int,
+    edge_lines: Sequence[tuple[np.ndarray, np.ndarray, float]],
+    rot: np.ndarray,
+    body: PlateBody | None,
+    fmt: PlateFormat,
+    tol: float = 0.4,
+) -> float:
+    """Seen length of the plate edges across grid axis ``axis`` at ``start`` and
+    ``start + extent`` (grid-axis coordinates), plus a body's vote for that placement."""
+    total = 0.0
+    for p0, p1, w in edge_lines:
+        q0, q1 = np.asarray(p0) @ rot, np.asarray(p1) @ rot
+        dq = q1 - q0
+        length = float(np.hypot(*dq))
+        if length <= 0 or abs(dq[axis]) > 0.035 * length:
+            continue  # not across this axis
+        c = 0.5 * (q0[axis] + q1[axis])
+        if min(abs(c - start), abs(c - start - extent)) <= tol:
+            total += w * length
+    if body is not None:
+        centre = (np.asarray(body.center) @ rot)[axis]
+        if abs(centre - (start + extent / 2)) <= fmt.pitch / 2:
+            total += body.score * extent
+    return total
 
 
 def _body_support(
@@ -312,8 +473,13 @@ def _score_grid(
 
 
 def _refine(fmt: PlateFormat, a1: np.ndarray, angle: float, arcs: Sequence[Arc]) -> np.ndarray:
-    """A1 moved onto the centres of the arcs that fit the grid's wells (circular wells):
-    the weighted median offset of those centres from their nearest predicted well."""
+    """A1 moved onto the arcs that fit the grid's wells (circular wells).
+
+    First the weighted median offset of the centres of the longer arcs from their
+    nearest predicted well; then a least-squares fit of one shift and one radius
+    change to the arcs' points (robust: shrinking inlier bands), so that short pieces
+    of large wells, and the two rims of a black plate's well walls, place the grid too.
+    """
     if not fmt.circular:
         return a1
     half = fmt.well_size / 2
@@ -322,18 +488,44 @@ def _refine(fmt: PlateFormat, a1: np.ndarray, angle: float, arcs: Sequence[Arc])
     centers = local @ rotation_matrix(angle).T + a1
     res: list[np.ndarray] = []
     wts: list[float] = []
-    for a in arcs:
-        if abs(a.radius - half) > 0.1 * half + 0.2 or a.a1 - a.a0 < 45.0:
+    good = [a for a in arcs if abs(a.radius - half) <= 0.1 * half + 0.2]
+    for a in good:
+        if a.a1 - a.a0 < 45.0:
             continue
         d = np.asarray(a.center) - centers
         k = int(np.argmin(np.hypot(d[:, 0], d[:, 1])))
         if float(np.hypot(*d[k])) <= 0.15 * fmt.pitch:
             res.append(d[k])
             wts.append(a.weight * (a.a1 - a.a0))
-    if len(res) < 3:
+    if len(res) >= 3:
+        r, wt = np.array(res), np.array(wts)
+        a1 = a1 + np.array([_weighted_median(r[:, k], wt) for k in (0, 1)])
+        centers = local @ rotation_matrix(angle).T + a1
+    pts, w = _arc_points(good)
+    if len(pts) < 12:
         return a1
-    r, wt = np.array(res), np.array(wts)
-    shift = np.array([_weighted_median(r[:, k], wt) for k in (0, 1)])
+    shift, dr = np.zeros(2), 0.0
+    for tol in (min(3.0, 0.3 * half), 1.0, 0.6):
+        c = centers + shift
+        d = pts[:, None, :] - c[None, :, :]
+        dist = np.hypot(d[..., 0], d[..., 1])
+        k = np.argmin(dist, axis=1)
+        v = d[np.arange(len(pts)), k]
+        rr = np.maximum(dist[np.arange(len(pts)), k], 1e-9)
+        resid = rr - half - dr
+        inl = np.abs(resid) <= tol
+        if inl.sum() < 12:
+            return a1 + shift if tol < 1.0 else a1
+        u = v[inl] / rr[inl, None]
+        design = np.concatenate([u, np.ones((int(inl.sum()), 1))], axis=1)
+        sw = np.sqrt(w[inl])
+        sol, *_ = np.linalg.lstsq(design * sw[:, None], resid[inl] * sw, rcond=None)
+        if not np.all(np.isfinite(sol)):
+            return a1
+        shift = shift + sol[:2]
+        dr = float(np.clip(dr + sol[2], -0.1 * half - 0.3, 0.1 * half + 0.3))
+        if float(np.hypot(*shift)) > 0.2 * fmt.pitch:
+            return a1
     return a1 + shift
 
 
