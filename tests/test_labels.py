@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from samplescout.geometry import FrameGeometry, Pose
-from samplescout.identify.labels import looks_like_code, read_codes
+from samplescout.identify.labels import read_codes
 
 scene_mod = pytest.importorskip("samplescout.acquire.scene")
 
@@ -28,7 +28,6 @@ def test_codes_of_a_simulated_label(seed: int) -> None:
     geometry = FrameGeometry(
         Pose(label.rect.center, label.texel_mm * shrink, label.rect.angle_deg), w, h
     )
-    assert looks_like_code(img)
     codes = read_codes([((0, 0, w, h), img)], geometry)
     truth = {(b.format, b.text): b.polygon_mm for b in scene.barcodes}
     assert {(c["format"], c["text"]) for c in codes} == set(truth)
@@ -37,10 +36,3 @@ def test_codes_of_a_simulated_label(seed: int) -> None:
         # OpenCV's barcode boxes hug the bars loosely; QR corners are exact.
         tol = 0.3 if c["format"] == "QR_CODE" else 0.6
         assert math.dist(centre, truth[(c["format"], c["text"])].mean(axis=0)) < tol
-
-
-def test_plain_glass_does_not_look_like_a_code() -> None:
-    rng = np.random.default_rng(0)
-    img = (0.3 + 0.01 * rng.standard_normal((128, 128))).astype(np.float32)
-    img[:, 60:] += 0.05  # a faint edge
-    assert not looks_like_code(img)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 
 import cv2
@@ -86,3 +87,75 @@ def test_select_is_fast_on_a_wide_coarse_frame() -> None:
     for _ in range(5):
         sel.select(coarse, frame_index=0, geometry=GEOM, factor=8)
     assert (time.perf_counter() - t) / 5 < 0.05
+
+
+def test_ridge_width_reads_a_thin_strip_along_an_edge() -> None:
+    rng = np.random.default_rng(7)
+    img = np.full((H, W), 0.4, np.float32) + rng.normal(0, 0.01, (H, W)).astype(np.float32)
+    img[:, 300:] += 0.05  # a long straight edge along column 300
+    coarse = make_coarse((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    wide = ClassicalSelector().select(coarse, frame_index=0, geometry=GEOM, factor=8)
+    thin = ClassicalSelector(ridge_width=1).select(coarse, frame_index=0, geometry=GEOM, factor=8)
+    wide = [r for r in wide if r.box_px[0] <= 300 <= r.box_px[2]]
+    thin = [r for r in thin if r.box_px[0] <= 300 <= r.box_px[2]]
+    covered = np.zeros(H, bool)
+    for r in thin:
+        covered[r.box_px[1] : r.box_px[3]] = True
+    assert covered.mean() > 0.9, "the strip follows the whole edge"
+    assert max(r.box_px[2] - r.box_px[0] for r in thin) <= 48
+    assert sum(_area(r) for r in thin) < 0.8 * sum(_area(r) for r in wide)
+
+
+def test_long_structures_outrank_short_ones() -> None:
+    rng = np.random.default_rng(8)
+    img = np.full((H, W), 0.4, np.float32) + rng.normal(0, 0.01, (H, W)).astype(np.float32)
+    for x, y in ((900, 300), (1200, 700), (1000, 1000)):  # strong dust specks
+        cv2.circle(img, (x, y), 10, 0.1, -1)
+    img[:, 300:302] += 0.03  # a faint line, 15 mm long
+    coarse = make_coarse((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    regions = ClassicalSelector().select(coarse, frame_index=0, geometry=GEOM, factor=8)
+    on_line = [r.box_px[0] <= 300 <= r.box_px[2] for r in regions]
+    assert sum(on_line) >= 2 and not all(on_line)
+    first_speck = on_line.index(False)
+    assert all(on_line[:first_speck]) and not any(on_line[first_speck:])
+
+
+def _area(r) -> int:  # type: ignore[no-untyped-def]
+    return (r.box_px[2] - r.box_px[0]) * (r.box_px[3] - r.box_px[1])
+
+
+def test_printed_codes_become_label_regions_that_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from samplescout.acquire.simulator import simulate
+    from samplescout.bundle import open_bundle
+    from samplescout.coarse import to_gray_float
+    from samplescout.geometry import polygon_iou
+    from samplescout.identify.labels import read_codes
+
+    path = simulate(tmp_path / "b", carrier="slide", profile="wide", seed=0, difficulty="easy")
+    bundle = open_bundle(path)
+    image = bundle.read_image(0)
+    geometry = bundle.geometry(0, image)
+    regions = ClassicalSelector().select(
+        make_coarse(image), frame_index=0, geometry=geometry, factor=8
+    )
+    labels = [r for r in regions if r.kind == "label"]
+    assert labels and regions[0].kind == "label", "codes are read first"
+    truth = json.loads((path / "ground_truth.json").read_text())
+    qr = next(b for b in truth["barcodes"] if b["format"] == "QR_CODE")
+    # The QR code lies inside one label region, quiet zone included.
+    assert any(
+        polygon_iou(qr["polygon_mm"], r.polygon_mm) > 0
+        and all(
+            r.polygon_mm[0][0] <= x <= r.polygon_mm[2][0]
+            and r.polygon_mm[0][1] <= y <= r.polygon_mm[2][1]
+            for x, y in qr["polygon_mm"]
+        )
+        for r in labels
+    )
+    grey = to_gray_float(image)
+    crops = [(r.box_px, grey[r.box_px[1] : r.box_px[3], r.box_px[0] : r.box_px[2]]) for r in labels]
+    assert ("QR_CODE", qr["text"]) in {
+        (c["format"], c["text"]) for c in read_codes(crops, geometry)
+    }
+    # Label regions are small: the codes, not the whole label or frame.
+    assert sum(_area(r) for r in labels) < 0.08 * image.shape[0] * image.shape[1]

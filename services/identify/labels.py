@@ -1,11 +1,9 @@
 """Barcodes and 2D codes on slide labels, read from the crops identification already has.
 
-The selection stage rarely marks a printed code as ``label`` (a dense barcode counts
-as background texture there), so every crop identification already holds is tested
-cheaply for code-like texture (dense strong gradients with both dark and bright
-ink). Around each group of touching code-like crops a bounded box is read (a crop,
-counted in ``full_res_pixels_read``; never the whole frame) and given to OpenCV's QR
-code and barcode decoders. Corners come back in holder mm (SPEC section 1).
+The selection stage boxes printed codes (blocks of dense two-tone print, seen on the
+coarse frame) as ``label`` regions, quiet zone included; identification reads those
+crops (counted in ``full_res_pixels_read`` like any other) and gives them to OpenCV's
+QR code and barcode decoders. Corners come back in holder mm (SPEC section 1).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import cv2
 import numpy as np
 from barcode.charsets import code128 as _code128
 
-from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry
 
 #: OpenCV barcode type names -> SPEC (ZXing-style) symbology names.
@@ -37,83 +34,12 @@ _FORMATS = {
 
 @dataclass(frozen=True)
 class LabelReaderConfig:
-    """Thresholds of :func:`read_codes`.
+    """Settings of :func:`read_codes`.
 
-    ``min_edge_density``: least share of pixels on strong gradients for a code-like
-    crop; ``min_ink``: least share of both dark and bright pixels;
-    ``min_contrast_to_noise``: least ink contrast in units of the crop's pixel noise
-    (print is black on white, far above noise and faint edges); ``grow_mm`` and
-    ``max_box_mm``: growth and largest side of the boxes read around code-like crops;
-    ``max_boxes``: most boxes read per frame (the groups with the most code-like
-    crops); ``upscale_below_px``: smaller boxes are also decoded at 2x (fine modules).
+    ``upscale_below_px``: smaller crops are also decoded at 2x (fine modules).
     """
 
-    min_edge_density: float = 0.06
-    min_ink: float = 0.1
-    min_contrast_to_noise: float = 25.0
-    grow_mm: float = 6.0
-    max_boxes: int = 4
-    max_box_mm: float = 30.0
     upscale_below_px: int = 600
-
-
-def looks_like_code(crop: np.ndarray, config: LabelReaderConfig | None = None) -> bool:
-    """Whether a grey float crop has the dense two-tone texture of printed codes."""
-    cfg = config or LabelReaderConfig()
-    img = np.asarray(crop, dtype=np.float32)
-    if img.ndim != 2 or min(img.shape) < 16:
-        return False
-    # Order statistics on every other pixel: the same answer at a quarter of the cost,
-    # which matters because this runs on every selected crop.
-    lo, hi = np.percentile(img[::2, ::2], [5, 95])
-    span = float(hi - lo)
-    if span <= 1e-6:
-        return False
-    norm = ((img - lo) / span).astype(np.float32)
-    gx = cv2.Sobel(norm, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    gy = cv2.Sobel(norm, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    density = float(np.mean(np.hypot(gx, gy) > 0.15))
-    dark = float(np.mean(norm < 0.35))
-    bright = float(np.mean(norm > 0.65))
-    lap = cv2.Laplacian(img, cv2.CV_32F, ksize=1)
-    # 4.47: the Laplacian kernel's L2 norm.
-    noise = 1.4826 * float(np.median(np.abs(lap[::2, ::2]))) / 4.47 + 1e-9
-    return (
-        density >= cfg.min_edge_density
-        and min(dark, bright) >= cfg.min_ink
-        and span / noise >= cfg.min_contrast_to_noise
-    )
-
-
-def code_boxes(
-    crops: Sequence[tuple[Region, np.ndarray]],
-    geometry: FrameGeometry,
-    config: LabelReaderConfig | None = None,
-) -> list[tuple[int, int, int, int]]:
-    """Frame pixel boxes to read for codes: around touching code-like crops, grown.
-
-    The selection stage keeps only the parts of a label it finds edge-like (text lines,
-    the ends of a barcode), so the box around code-like crops is grown by
-    ``grow_mm`` (at most ``max_box_mm`` a side) to take the whole code in.
-    """
-    cfg = config or LabelReaderConfig()
-    ps = geometry.pose.pixel_size_mm
-    chosen = [(r, c) for r, c in crops if r.kind == "label" or looks_like_code(c, cfg)]
-    grow = round(cfg.grow_mm / ps)
-    limit = round(cfg.max_box_mm / ps)
-    boxes: list[tuple[int, int, int, int]] = []
-    groups = sorted(_touching(chosen, gap_px=grow), key=lambda g: (-len(g), g[0][0].region_index))
-    for group in groups[: cfg.max_boxes]:
-        x0 = min(r.box_px[0] for r, _ in group) - grow
-        y0 = min(r.box_px[1] for r, _ in group) - grow
-        x1 = max(r.box_px[2] for r, _ in group) + grow
-        y1 = max(r.box_px[3] for r, _ in group) + grow
-        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
-        x0, x1 = max(x0, cx - limit // 2, 0), min(x1, cx + limit // 2, geometry.width)
-        y0, y1 = max(y0, cy - limit // 2, 0), min(y1, cy + limit // 2, geometry.height)
-        if x1 - x0 >= 16 and y1 - y0 >= 16:
-            boxes.append((int(x0), int(y0), int(x1), int(y1)))
-    return boxes
 
 
 def read_codes(
@@ -127,7 +53,7 @@ def read_codes(
     ----------
     crops
         ``(box_px, crop)`` pairs, crops grey float [0, 1] of ``box_px`` (usually the
-        boxes of :func:`code_boxes`).
+        ``label`` regions the selection stage boxes around printed codes).
     geometry
         That frame's geometry, for holder coordinates.
     """
@@ -150,36 +76,6 @@ def read_codes(
                 "polygon_mm": [[float(x), float(y)] for x, y in poly],
             }
     return [found[k] for k in sorted(found)]
-
-
-def _touching(
-    crops: Sequence[tuple[Region, np.ndarray]], gap_px: int = 4
-) -> list[list[tuple[Region, np.ndarray]]]:
-    """Groups of crops whose boxes touch or overlap (within ``gap_px``), in region order."""
-    items = sorted(crops, key=lambda rc: rc[0].region_index)
-    parent = list(range(len(items)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(items)):
-        a = items[i][0].box_px
-        for j in range(i + 1, len(items)):
-            b = items[j][0].box_px
-            if (
-                a[0] <= b[2] + gap_px
-                and b[0] <= a[2] + gap_px
-                and a[1] <= b[3] + gap_px
-                and b[1] <= a[3] + gap_px
-            ):
-                parent[find(j)] = find(i)
-    groups: dict[int, list[tuple[Region, np.ndarray]]] = {}
-    for i, item in enumerate(items):
-        groups.setdefault(find(i), []).append(item)
-    return [groups[k] for k in sorted(groups)]
 
 
 def _decode(canvas: np.ndarray, cfg: LabelReaderConfig) -> list[tuple[str, str, np.ndarray]]:

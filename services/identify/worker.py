@@ -11,7 +11,7 @@ from samplescout.contracts import Region, model_name, pose_from_proto
 from samplescout.framestore import FrameStore
 from samplescout.geometry import FrameGeometry
 from samplescout.identify.base import Identifier
-from samplescout.identify.labels import code_boxes, read_codes
+from samplescout.identify.labels import read_codes
 from samplescout.sessions import EventSink
 from samplescout.v1 import pipeline_pb2, types_pb2
 
@@ -25,6 +25,9 @@ class IdentifyWorker:
         The identifier per session ``method``; the first entry is the default.
     top_k
         Identify at most this many regions per frame (0: all of them).
+    read_budget
+        Stop reading a frame's regions (highest probability first) before their crops
+        would exceed this share of the frame's full-resolution pixels (0: no budget).
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class IdentifyWorker:
         events: EventSink,
         identifiers: Mapping[str, Identifier],
         top_k: int = 0,
+        read_budget: float = 0.0,
     ) -> None:
         if not identifiers:
             raise ValueError("at least one identifier is needed")
@@ -44,6 +48,9 @@ class IdentifyWorker:
         self._identifiers = dict(identifiers)
         self._default = next(iter(self._identifiers))
         self._top_k = top_k
+        if not 0.0 <= read_budget <= 1.0:
+            raise ValueError("read_budget must be in [0, 1]")
+        self._read_budget = read_budget
 
     def handle(self, payload: bytes) -> None:
         msg = pipeline_pb2.RegionsSelected.FromString(payload)
@@ -56,6 +63,8 @@ class IdentifyWorker:
         )
         if self._top_k:
             regions = regions[: self._top_k]
+        if self._read_budget:
+            regions = _within_budget(regions, self._read_budget * frame.width * frame.height)
         t0 = time.perf_counter()
         before = self._store.pixels_read(key)
         bytes_before = self._store.bytes_moved(key)[1]
@@ -64,10 +73,8 @@ class IdentifyWorker:
         if identifier is None:
             raise ValueError(f"unknown method {msg.session.method!r}")
         structures = identifier.identify(crops, geometry)
-        # Codes on the label: read around the code-like crops (counted as pixels read).
-        codes = read_codes(
-            [(box, self._store.crop(key, box)) for box in code_boxes(crops, geometry)], geometry
-        )
+        # Selection boxes printed codes as ``label`` regions, quiet zone included.
+        codes = read_codes([(r.box_px, c) for r, c in crops if r.kind == "label"], geometry)
         stats = pipeline_pb2.FrameStats()
         stats.CopyFrom(msg.stats)
         stats.identify_seconds = time.perf_counter() - t0
@@ -98,3 +105,16 @@ class IdentifyWorker:
                 count=len(structures),
             )
         )
+
+
+def _within_budget(regions: list[Region], pixels: float) -> list[Region]:
+    """The leading regions whose boxes together stay within ``pixels``."""
+    kept: list[Region] = []
+    total = 0
+    for r in regions:
+        x0, y0, x1, y1 = r.box_px
+        total += max(0, x1 - x0) * max(0, y1 - y0)
+        if total > pixels:
+            break
+        kept.append(r)
+    return kept

@@ -217,6 +217,12 @@ def _pipeline_options(p: argparse.ArgumentParser, *, carrier: bool = True) -> No
         "crops (default); classical: the full-resolution classical baseline",
     )
     p.add_argument("--top-k", type=int, help="identify at most K regions per frame (0: all)")
+    p.add_argument(
+        "--read-budget",
+        type=float,
+        help="identify regions only while their crops stay within this share of a frame's "
+        "full-resolution pixels (0: no budget)",
+    )
     p.add_argument("--coarse-factor", type=int, help="coarse data reduction (default 8)")
     if carrier:
         p.add_argument(
@@ -231,6 +237,7 @@ def _settings(ns: argparse.Namespace) -> Settings:
         return Settings.from_env(
             method=getattr(ns, "method", None),
             top_k=getattr(ns, "top_k", None),
+            read_budget=getattr(ns, "read_budget", None),
             coarse_factor=getattr(ns, "coarse_factor", None),
             redis_url=getattr(ns, "redis_url", None),
             consumer=getattr(ns, "consumer", None),

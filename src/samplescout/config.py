@@ -41,6 +41,9 @@ class Settings:
         Reduction of the coarse data the selection stage sees.
     top_k
         Identify at most this many regions per frame, highest probability first (0: all).
+    read_budget
+        Identify regions, highest probability first, only while their crops stay within
+        this share of the frame's full-resolution pixels (0: no budget).
     log_format
         ``console`` or ``json``.
     consumer
@@ -61,6 +64,7 @@ class Settings:
     method: Method = Method.COARSE
     coarse_factor: int = 8
     top_k: int = 0
+    read_budget: float = 0.0
     log_format: str = "console"
     log_level: str = "warning"
     consumer: str = ""
@@ -75,6 +79,8 @@ class Settings:
             raise ValueError("coarse_factor must be between 1 and 64")
         if self.top_k < 0:
             raise ValueError("top_k must be >= 0")
+        if not 0.0 <= self.read_budget <= 1.0:
+            raise ValueError("read_budget must be between 0 and 1")
         if self.log_format not in ("console", "json"):
             raise ValueError("log_format must be 'console' or 'json'")
 
@@ -98,7 +104,7 @@ class Settings:
 
 
 def _convert(name: str, raw: str) -> Any:
-    if name == "reclaim_every_s":
+    if name in ("reclaim_every_s", "read_budget"):
         try:
             return float(raw)
         except ValueError:
