@@ -12,7 +12,7 @@ from samplescout.acquire.drivers import MicroscopeSource, SimulatedMicroscope
 from samplescout.app import AdaptiveSource, EmbeddedPipeline, localize_adaptive
 from samplescout.cli import main
 from samplescout.config import Settings
-from samplescout.control.adaptive import AdaptivePlanner, raster_frame_count
+from samplescout.control.adaptive import AdaptiveConfig, AdaptivePlanner, raster_frame_count
 from samplescout.geometry import polygon_iou, rectangle_polygon
 from samplescout.microscope import MicroscopeInfo
 
@@ -127,24 +127,52 @@ def test_skips_the_label_end() -> None:
     assert seen and all(x - 10.0 > 15.0 for x, _ in seen), seen  # no frame on the label
 
 
-def test_plate_stops_once_two_opposite_corner_wells_are_seen() -> None:
-    info = MicroscopeInfo(
-        "plate", 640, 480, 0.03125, 0.0, (0.0, 0.0), (130.0, 88.0), carrier="multiwell"
-    )
+PLATE_INFO = MicroscopeInfo(
+    "plate", 640, 480, 0.03125, 0.0, (0.0, 0.0), (130.0, 88.0), carrier="multiwell"
+)
+
+
+def _plate_doc(
+    a1: tuple[float, float], rows: int = 8, cols: int = 12, pitch: float = 9.0, size: float = 6.4
+) -> dict[str, Any]:
+    """A fitted plate whose wells all have evidence (confidence 0.9)."""
+    from samplescout.standards import well_name
+
     plate = {
-        "rows": 8,
-        "cols": 12,
-        "wells": 96,
-        "a1_center_mm": [15.5, 12.5],
+        "rows": rows,
+        "cols": cols,
+        "wells": rows * cols,
+        "a1_center_mm": list(a1),
         "rotation_deg": 0.0,
-        "well_spacing_mm": [9.0, 9.0],
-        "well_size_mm": 6.4,
+        "well_spacing_mm": [pitch, pitch],
+        "well_size_mm": size,
+        "circular_wells": True,
     }
-    planner = AdaptivePlanner(info)
+    wells = [
+        {
+            "element": "well",
+            "shape": "circle",
+            "center_mm": [a1[0] + c * pitch, a1[1] + r * pitch],
+            "size_mm": [size],
+            "angle_deg": 0.0,
+            "polygon_mm": rectangle_polygon(
+                (a1[0] + c * pitch, a1[1] + r * pitch), (size, size), 0.0
+            ).tolist(),
+            "confidence": 0.9,
+            "label": well_name(r, c),
+        }
+        for r in range(rows)
+        for c in range(cols)
+    ]
+    return {"carrier": "multiwell", "samples": wells, "structures": [], "plate": plate}
+
+
+def test_plate_stops_once_two_opposite_corner_wells_are_seen() -> None:
+    planner = AdaptivePlanner(PLATE_INFO)
     first = planner.next(None)
     assert first.reason == "plate corner" and first.center_mm is not None
     planner.record(_frame(*first.center_mm))
-    doc = {"carrier": "multiwell", "samples": [], "structures": [], "plate": plate}
+    doc = _plate_doc((15.5, 12.5))  # a 96-well grid centred in the opening
     corners = {"A1": (15.5, 12.5), "A12": (114.5, 12.5), "H1": (15.5, 75.5), "H12": (114.5, 75.5)}
     taken = [first.center_mm]
     for _ in range(6):
@@ -161,6 +189,125 @@ def test_plate_stops_once_two_opposite_corner_wells_are_seen() -> None:
         return any(abs(x - cx) <= 10 - 4.2 and abs(y - cy) <= 7.5 - 4.2 for cx, cy in taken)
 
     assert (seen("A1") and seen("H12")) or (seen("A12") and seen("H1"))
+    # the same frames do not close a grid whose corner wells lack evidence of their own
+    weak = _plate_doc((15.5, 12.5))
+    for s in weak["samples"]:
+        if s["label"] in ("A1", "A12", "H1", "H12"):
+            s["confidence"] = 0.3
+    assert not planner.closed(weak)
+
+
+def test_plate_grid_off_the_holder_centre_is_not_trusted() -> None:
+    # a 6-well grid fitted two columns too far right (A1 on the true A3): its corner
+    # wells reach out of the holder and its centre is far from the opening's centre
+    planner = AdaptivePlanner(PLATE_INFO)
+    for x in (10.0, 30.0, 50.0, 70.0, 90.0, 110.0, 120.0):
+        for y in (7.5, 22.5, 37.5, 52.5, 67.5, 80.5):
+            planner.record(_frame(x, y))
+    wrong = _plate_doc((103.7, 24.1), rows=2, cols=3, pitch=39.12, size=34.8)
+    assert not planner.closed(wrong)
+    right = _plate_doc((25.9, 24.4), rows=2, cols=3, pitch=39.12, size=34.8)
+    assert planner.closed(right)
+    # a non-standard layout (a 96-well pitch on a 6-well grid) is not trusted either
+    odd = _plate_doc((25.9, 24.4), rows=2, cols=3, pitch=9.0, size=6.4)
+    assert not planner.closed(odd)
+
+
+def test_plate_without_a_trusted_grid_falls_back_to_covering_the_plate() -> None:
+    planner = AdaptivePlanner(PLATE_INFO)
+    wrong = _plate_doc((103.7, 24.1), rows=2, cols=3, pitch=39.12, size=34.8)
+    taken = []
+    for _ in range(100):
+        step = planner.next(wrong)
+        if step.stop:
+            break
+        assert step.center_mm is not None
+        taken.append(step.center_mm)
+        planner.record(_frame(*step.center_mm))
+    assert step.reason in ("nothing useful left", "frame limit")
+    assert len(taken) <= raster_frame_count(PLATE_INFO)
+    # every point of the opening lies in a frame (up to the slivers between tiles)
+    xs, ys = np.meshgrid(np.linspace(1, 129, 40), np.linspace(1, 87, 30))
+    for x, y in zip(xs.ravel(), ys.ravel(), strict=True):
+        assert any(abs(x - cx) <= 10.0 and abs(y - cy) <= 7.5 for cx, cy in taken), (x, y)
+
+
+def test_chamber_slide_is_tiled_whole_without_overlap() -> None:
+    info = MicroscopeInfo(
+        "chambers", 640, 480, 0.03125, 0.0, (0.0, 0.0), (80.0, 30.0), carrier="chamber_slide"
+    )
+    planner = AdaptivePlanner(info)
+    doc = {"carrier": "chamber_slide", "samples": [], "structures": []}
+    taken = []
+    for _ in range(20):
+        step = planner.next(doc)
+        if step.stop:
+            break
+        assert step.reason == "cover carrier" and step.center_mm is not None
+        taken.append(step.center_mm)
+        planner.record(_frame(*step.center_mm))
+    assert step.reason == "closed"
+    # 4 x 2 frames tile the 80 x 30 mm opening: about half the raster's 15
+    assert sorted(taken) == [(x, y) for x in (10.0, 30.0, 50.0, 70.0) for y in (7.5, 22.5)]
+    assert raster_frame_count(info) == 15
+
+
+def _arc_piece(centre: tuple[float, float], r: float, deg: float) -> dict[str, Any]:
+    """A 2.4 mm straight piece of a circle's outline (an arc not fitted yet)."""
+    t = math.radians(deg)
+    mid = np.array(centre) + r * np.array([math.cos(t), math.sin(t)])
+    tangent = np.array([-math.sin(t), math.cos(t)])
+    a, b = mid - 1.2 * tangent, mid + 1.2 * tangent
+    return _edge((a[0], a[1]), (b[0], b[1]), "straight_cover_glass_edge")
+
+
+ARCS = AdaptiveConfig(follow_arcs=True)
+
+
+def test_unfitted_arcs_of_a_round_glass_are_followed() -> None:
+    planner = AdaptivePlanner(SLIDE_INFO, config=ARCS)
+    for x in (9.5, 29.5, 49.5, 70.5):  # the middle band, y 7.5..22.5: nothing can hide
+        planner.record(_frame(x, 15.0))
+    # a 13 mm round glass at (35, 8): the band shows its lower arcs as short pieces
+    # whose directions disagree; no sample explains them
+    arcs = _doc(structures=[_arc_piece((35.0, 8.0), 6.5, d) for d in (30, 60, 90, 120, 150)])
+    step = planner.next(arcs)
+    assert step.reason == "follow edge" and step.center_mm is not None
+    assert abs(step.center_mm[0] - 35.0) < 10.0 and step.center_mm[1] < 15.0  # up, to the rest
+    # collinear pieces (one straight edge seen in parts) inside the band are not arcs
+    planner = AdaptivePlanner(SLIDE_INFO, config=ARCS)
+    for x in (9.5, 29.5, 49.5, 70.5):
+        planner.record(_frame(x, 15.0))
+    straight = _doc(
+        structures=[
+            _edge((x, 15.0), (x + 2.4, 15.0), "straight_cover_glass_edge") for x in (30, 34, 38)
+        ]
+    )
+    assert planner.next(straight).reason != "follow edge"
+    # off by default
+    planner = AdaptivePlanner(SLIDE_INFO)
+    for x in (9.5, 29.5, 49.5, 70.5):
+        planner.record(_frame(x, 15.0))
+    assert planner.next(arcs).reason != "follow edge"
+    # once a found round glass explains the arcs, they ask for nothing
+    glass = {
+        "element": "cover_glass",
+        "shape": "circle",
+        "center_mm": [35.0, 8.0],
+        "size_mm": [13.0],
+        "angle_deg": 0.0,
+        "polygon_mm": [
+            [35.0 + 6.5 * math.cos(t), 8.0 + 6.5 * math.sin(t)]
+            for t in np.linspace(0, 2 * math.pi, 32, endpoint=False)
+        ],
+        "confidence": 0.9,
+        "label": "1",
+    }
+    planner2 = AdaptivePlanner(SLIDE_INFO, config=ARCS)
+    for x in (9.5, 29.5, 49.5, 70.5):
+        planner2.record(_frame(x, 15.0))
+    explained = _doc([glass], arcs["structures"])
+    assert planner2.next(explained).reason != "follow edge"
 
 
 def _recall(result: dict[str, Any], truth: dict[str, Any]) -> list[float]:

@@ -14,11 +14,13 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from samplescout.acquire.drivers import open_microscope
 from samplescout.acquire.sources import BundleSource
 from samplescout.app import EmbeddedPipeline, SessionManager
 from samplescout.bundle import open_bundle
 from samplescout.config import Settings
 from samplescout.contracts import pose_to_proto
+from samplescout.control.adaptive import raster_frame_count
 from samplescout.control.server import build_server
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2, types_pb2
 
@@ -258,3 +260,41 @@ def test_upload_rejects_bad_index_and_duplicates(
             timeout=10,
         )
     assert _bad_request_field(info.value) == "upload.frame_count"
+
+
+def test_adaptive_microscope_session_snaps_fewer_frames_than_the_raster(
+    channel: grpc.Channel,
+) -> None:
+    stub = control_pb2_grpc.ControlServiceStub(channel)
+    address = "sim:petri_dish"
+    source = control_pb2.MicroscopeSource(address=address, adaptive=True)
+    sid = stub.StartSession(
+        control_pb2.StartSessionRequest(microscope=source), timeout=10
+    ).session_id
+    events = [
+        r.event
+        for r in stub.WatchSession(control_pb2.WatchSessionRequest(session_id=sid), timeout=120)
+    ]
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == pipeline_pb2.SESSION_EVENT_KIND_DONE
+    # the path was planned from the localization after every frame
+    assert pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED in kinds
+    reply = stub.GetResult(control_pb2.GetResultRequest(session_id=sid), timeout=10)
+    assert reply.state == control_pb2.SESSION_STATE_DONE
+    doc = json.loads(reply.result.json)
+    raster = raster_frame_count(open_microscope(address).describe())
+    assert 0 < doc["stats"]["frames"] < raster
+    assert [s.element for s in reply.result.samples] == ["dish_glass"]
+
+
+def test_adaptive_session_needs_a_microscope_address(channel: grpc.Channel) -> None:
+    stub = control_pb2_grpc.ControlServiceStub(channel)
+    source = control_pb2.MicroscopeSource(address="", adaptive=True)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartSession(control_pb2.StartSessionRequest(microscope=source), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _bad_request_field(err.value) == "microscope.address"
+    source = control_pb2.MicroscopeSource(address="sim:nothing", adaptive=True)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartSession(control_pb2.StartSessionRequest(microscope=source), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

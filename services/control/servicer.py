@@ -122,6 +122,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         req = SessionRequest(
             bundle_path=request.bundle_path if which == "bundle_path" else None,
             microscope=request.microscope.address if which == "microscope" else None,
+            adaptive=which == "microscope" and request.microscope.adaptive,
             upload_frames=request.upload.frame_count if which == "upload" else 0,
             carrier=PROTO_TO_CARRIER.get(request.carrier),
             context=dict(request.context),

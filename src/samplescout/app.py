@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from samplescout import bus as streams
-from samplescout.acquire.drivers import open_source
+from samplescout.acquire.drivers import open_microscope, open_source
 from samplescout.acquire.sources import AcquiredFrame, FrameSource, FramesSource, UploadSource
 from samplescout.acquire.worker import AcquireWorker, cancel_key
 from samplescout.bus import Delivery, InMemoryBus
@@ -140,6 +140,7 @@ class EmbeddedPipeline:
             events=self.events,
             identifiers=stages.identifiers,
             top_k=settings.top_k,
+            read_budget=settings.read_budget,
         )
         fuse = FuseWorker(state=self.state, events=self.events)
         self._stages: list[tuple[str, str, Callable[[bytes], None], type[Any]]] = [
@@ -321,7 +322,9 @@ class SessionManager:
         self._owners: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
-    def _source(self, request: SessionRequest) -> FrameSource:
+    def _source(self, request: SessionRequest, session_id: str) -> FrameSource:
+        if request.adaptive:
+            return adaptive_source(request, self.events, session_id)
         if request.bundle_path or request.microscope:
             check_bundle_root(request, self._root)
             return open_source(bundle_path=request.bundle_path, microscope=request.microscope)
@@ -348,13 +351,16 @@ class SessionManager:
         timer = threading.Timer(timeout_s, cancel.set) if timeout_s is not None else None
         if timer is not None:
             timer.start()
+        sid = uuid.uuid4().hex
         try:
             return self.pipeline.run(
-                self._source(request),
+                self._source(request, sid),
+                session_id=sid,
                 carrier=request.carrier,
                 context=request.context,
                 method=self._method(request),
                 cancel=cancel,
+                progressive=request.adaptive,
             )
         except SessionCancelled:
             raise DeadlineExceeded(f"no result within {timeout_s:.1f} s") from None
@@ -363,9 +369,9 @@ class SessionManager:
                 timer.cancel()
 
     def start(self, request: SessionRequest) -> str:
-        source = self._source(request)
-        method = self._method(request)
         sid = uuid.uuid4().hex
+        source = self._source(request, sid)
+        method = self._method(request)
         cancel = threading.Event()
         with self._lock:
             self._states[sid] = (SessionState.RUNNING, "")
@@ -383,6 +389,7 @@ class SessionManager:
                     context=request.context,
                     method=method,
                     cancel=cancel,
+                    progressive=request.adaptive,
                 )
                 outcome = (SessionState.DONE, "")
             except SessionCancelled as exc:
@@ -559,7 +566,10 @@ def build_stage_handler(
         return SelectWorker(**common, selectors=load_stages(settings).selectors).handle
     if name == "identify":
         return IdentifyWorker(
-            **common, identifiers=load_stages(settings).identifiers, top_k=settings.top_k
+            **common,
+            identifiers=load_stages(settings).identifiers,
+            top_k=settings.top_k,
+            read_budget=settings.read_budget,
         ).handle
     if name == "fuse":
         return FuseWorker(state=backends.state, events=backends.events).handle
@@ -619,6 +629,14 @@ class DistributedRunner:
             return spec.session_id
         if not (request.bundle_path or request.microscope):
             raise InputError("request", "source", "give a bundle path or a microscope address")
+        if request.adaptive:
+            # The acquire service snaps a fixed path; the adaptive path needs the
+            # localization after every frame, which only the embedded pipeline has.
+            raise InputError(
+                "request",
+                "microscope.adaptive",
+                "adaptive sessions need the embedded pipeline (serve control without Redis)",
+            )
         check_bundle_root(request, self._root)
         # Validate here so the client gets INVALID_ARGUMENT, not a failed session.
         source = open_source(bundle_path=request.bundle_path, microscope=request.microscope)
@@ -854,6 +872,19 @@ class AdaptiveSource:
             index += 1
 
 
+def adaptive_source(request: SessionRequest, events: EventLog, session_id: str) -> AdaptiveSource:
+    """The :class:`AdaptiveSource` of a session request with ``adaptive`` set: its
+    microscope along a path planned from the session's own localization events (run
+    the session with ``progressive=True``)."""
+    if not request.microscope:
+        raise InputError("request", "microscope.address", "an adaptive session needs a microscope")
+    return AdaptiveSource(
+        open_microscope(request.microscope),
+        lambda: latest_localization(events, session_id),
+        carrier=request.carrier,
+    )
+
+
 def localize_adaptive(
     microscope: Microscope,
     settings: Settings,
@@ -885,5 +916,6 @@ def localize_adaptive(
         "stop": source.steps[-1].reason if source.steps else "",
         "path_mm": [[round(x, 4), round(y, 4)] for x, y in source.taken],
         "reasons": [step.reason for step in source.steps],
+        "gains_mm2": [round(step.gain, 1) for step in source.steps],
     }
     return result, len(source.taken)

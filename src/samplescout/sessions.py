@@ -153,6 +153,9 @@ class SessionRequest:
 
     bundle_path: str | None = None
     microscope: str | None = None
+    #: With ``microscope``: choose the overview path as it goes (adaptive path) instead
+    #: of the full raster.
+    adaptive: bool = False
     frames: tuple[tuple[np.ndarray, Pose], ...] = ()
     upload_frames: int = 0
     #: The authenticated identity that asked (``None`` when authentication is off).

@@ -23,10 +23,12 @@ SESSION_STATE_FAILED: SessionState
 SESSION_STATE_CANCELLED: SessionState
 
 class MicroscopeSource(_message.Message):
-    __slots__ = ("address",)
+    __slots__ = ("address", "adaptive")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_FIELD_NUMBER: _ClassVar[int]
     address: str
-    def __init__(self, address: _Optional[str] = ...) -> None: ...
+    adaptive: bool
+    def __init__(self, address: _Optional[str] = ..., adaptive: _Optional[bool] = ...) -> None: ...
 
 class UploadSource(_message.Message):
     __slots__ = ("frame_count",)
