@@ -666,7 +666,13 @@ def distributed_bench(
     except redis.RedisError as exc:
         return {"skipped": f"no Redis at {url}: {exc}"}
     client.flushdb()
-    env = {**os.environ, "SAMPLESCOUT_REDIS_URL": url, "SAMPLESCOUT_LOG_LEVEL": "error"}
+    # One CPU thread per process: several workers share the cores, as on a busy node.
+    env = {
+        **os.environ,
+        "SAMPLESCOUT_REDIS_URL": url,
+        "SAMPLESCOUT_LOG_LEVEL": "error",
+        "SAMPLESCOUT_THREADS": "1",
+    }
     procs = ServiceProcs(work, env)
     configs: list[dict[str, Any]] = []
     frames_per = len(json.loads((bundle / "manifest.json").read_text())["frames"])

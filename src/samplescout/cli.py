@@ -434,6 +434,11 @@ def cmd_serve(ns: argparse.Namespace, settings: Settings) -> int:
         stop.wait()
         server.stop(10).wait()
         return 0
+    if ns.service != "microscope":
+        from samplescout.threads import set_threads
+
+        threads = set_threads(settings.threads)
+        app.log.info("cpu threads", service=ns.service, threads=threads)
     if ns.service == "control":
         from samplescout.control.server import serve_control
 

@@ -44,6 +44,10 @@ class Settings:
     read_budget
         Identify regions, highest probability first, only while their crops stay within
         this share of the frame's full-resolution pixels (0: no budget).
+    threads
+        CPU threads of PyTorch and OpenCV in a served process (0: the CPUs the process
+        may use, from its affinity and cgroup quota; set 1 when several workers share
+        a node's cores).
     log_format
         ``console`` or ``json``.
     consumer
@@ -65,6 +69,7 @@ class Settings:
     coarse_factor: int = 8
     top_k: int = 0
     read_budget: float = 0.0
+    threads: int = 0
     log_format: str = "console"
     log_level: str = "warning"
     consumer: str = ""
@@ -79,6 +84,8 @@ class Settings:
             raise ValueError("coarse_factor must be between 1 and 64")
         if self.top_k < 0:
             raise ValueError("top_k must be >= 0")
+        if self.threads < 0:
+            raise ValueError("threads must be >= 0")
         if not 0.0 <= self.read_budget <= 1.0:
             raise ValueError("read_budget must be between 0 and 1")
         if self.log_format not in ("console", "json"):
@@ -109,7 +116,14 @@ def _convert(name: str, raw: str) -> Any:
             return float(raw)
         except ValueError:
             raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
-    if name in ("coarse_factor", "top_k", "max_deliveries", "reclaim_idle_ms", "frame_ttl_s"):
+    if name in (
+        "coarse_factor",
+        "top_k",
+        "threads",
+        "max_deliveries",
+        "reclaim_idle_ms",
+        "frame_ttl_s",
+    ):
         try:
             return int(raw)
         except ValueError:
