@@ -131,15 +131,6 @@ class ClassicalSelector:
         reads a thin strip along each edge. ``None`` (default) keeps the whole band:
         thin strips read about a quarter fewer pixels, but the classical identifier
         then misplaces some cover glasses (docs/benchmarks.md).
-    link_threshold
-        Lower threshold that links above-threshold pixels into one structure (default:
-        ``threshold``, no linking).
-    min_extent_mm
-        Connected structures whose bounding box is shorter than this on both axes
-        (dust, specks, small bubbles) are dropped (default 0: off; the smallest
-        sample structure, a 384-plate well, is 3 mm wide, but a faint edge breaks
-        into short pieces above the threshold and the blur of a strong speck reaches
-        1.5 mm, so a length cut is left to the ranking below).
     length_scale_mm
         A region's probability is its peak pixel probability times
         ``1 - exp(-extent / length_scale_mm)`` of its connected structure: sample
@@ -167,8 +158,6 @@ class ClassicalSelector:
         noise_floor: float = 1e-6,
         background_window: int = 33,
         ridge_width: int | None = None,
-        link_threshold: float | None = None,
-        min_extent_mm: float = 0.0,
         length_scale_mm: float = 5.0,
     ) -> None:
         if not 0.0 < threshold < 1.0:
@@ -192,10 +181,6 @@ class ClassicalSelector:
         if ridge_width is not None and ridge_width < 0:
             raise ValueError("ridge_width must be >= 0 or None")
         self.ridge_width = ridge_width
-        if link_threshold is not None and not 0.0 < link_threshold <= threshold:
-            raise ValueError("link_threshold must be in (0, threshold]")
-        self.link_threshold = threshold if link_threshold is None else link_threshold
-        self.min_extent_mm = min_extent_mm
         self.length_scale_mm = length_scale_mm
 
     def probability_map(
@@ -219,29 +204,12 @@ class ClassicalSelector:
         """Candidate regions of one frame, most probable first (see :class:`Selector`)."""
         prob, z, (jxx, jyy, jxy) = self.probability_map(coarse)
         full = (prob >= self.threshold).astype(np.uint8)
-        # Structures are the connected parts of a lower (hysteresis) threshold, so the
-        # above-threshold fragments of one faint edge count as one long structure.
-        linked = (prob >= self.link_threshold).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(linked, connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(full, connectivity=8)
         coarse_mm = geometry.pose.pixel_size_mm * factor
-        ys, xs = np.nonzero(full)
-        lab = np.asarray(labels[ys, xs], dtype=np.int64)
-        # Extent of a structure's above-threshold pixels (the linked halo of a strong
-        # speck would make it look long).
-        lo_x = np.full(n, np.iinfo(np.int64).max)
-        lo_y = np.full(n, np.iinfo(np.int64).max)
-        hi_x = np.full(n, -1, np.int64)
-        hi_y = np.full(n, -1, np.int64)
-        np.minimum.at(lo_x, lab, xs)
-        np.minimum.at(lo_y, lab, ys)
-        np.maximum.at(hi_x, lab, xs + 1)
-        np.maximum.at(hi_y, lab, ys + 1)
-        extent = np.maximum(hi_x - lo_x, hi_y - lo_y)
-        strong = np.bincount(lab, minlength=n)
-        big = (strong >= self.min_area) & (extent * coarse_mm >= self.min_extent_mm)
+        extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        big = stats[:, cv2.CC_STAT_AREA] >= self.min_area
         big[0] = False
-        keep = big[lab]
-        ys, xs = ys[keep], xs[keep]
+        ys, xs = np.nonzero(big[labels])
         if len(ys) == 0:
             return []
         lab = labels[ys, xs]
