@@ -36,3 +36,31 @@ def test_codes_of_a_simulated_label(seed: int) -> None:
         # OpenCV's barcode boxes hug the bars loosely; QR corners are exact.
         tol = 0.3 if c["format"] == "QR_CODE" else 0.6
         assert math.dist(centre, truth[(c["format"], c["text"])].mean(axis=0)) < tol
+
+
+def _code128_image(text: str, module: int = 5) -> np.ndarray:
+    """A Code 128 (set B) symbol drawn as bars, with a dark border before its quiet zone."""
+    from barcode.charsets import code128
+
+    values = [104, *(code128.B[c] for c in text)]
+    check = (values[0] + sum(i * v for i, v in enumerate(values[1:], start=1))) % 103
+    pattern = "".join(code128.CODES[v] for v in [*values, check]) + code128.STOP + "11"
+    row = np.concatenate(
+        [
+            np.zeros(6 * module),  # the dark edge of whatever lies beside the label
+            np.ones(12 * module),  # quiet zone
+            np.array([0.0 if b == "1" else 1.0 for b in pattern]).repeat(module),
+            np.ones(12 * module),
+        ]
+    )
+    img = 0.1 + 0.8 * np.tile(row, (40 * module, 1)).astype(np.float32)
+    img = np.pad(img, ((60, 60), (0, 20)), constant_values=0.9)
+    return cv2.GaussianBlur(img, (0, 0), 1.0)  # optics: the detector needs soft edges
+
+
+def test_code128_is_read_when_the_crop_starts_on_something_dark() -> None:
+    img = _code128_image("S-2024-0042")
+    h, w = img.shape
+    geometry = FrameGeometry(Pose((10.0, 10.0), 0.02, 0.0), w, h)
+    codes = read_codes([((0, 0, w, h), img)], geometry)
+    assert ("CODE_128", "S-2024-0042") in {(c["format"], c["text"]) for c in codes}

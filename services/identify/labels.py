@@ -8,6 +8,7 @@ QR code and barcode decoders. Corners come back in holder mm (SPEC section 1).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -200,17 +201,38 @@ def _read_code128(gray: np.ndarray, quads: np.ndarray) -> list[tuple[str, np.nda
         edges = np.flatnonzero(np.diff(dark.astype(np.int8))) + 1
         bounds = np.concatenate([[0], edges, [len(dark)]])
         runs = np.diff(bounds) * 0.5
-        first_dark = bool(dark[0])
-        # drop the quiet zones: the runs before the first and after the last bar
-        start = 0 if first_dark else 1
-        stop = len(runs) if dark[-1] else len(runs) - 1
-        widths = runs[start:stop]
-        for seq in (widths, widths[::-1]):
-            text = _decode_code128(list(seq))
-            if text:
-                corners = cv2.boxPoints(((cx, cy), (w, h), ang))
-                return [(text, np.asarray(corners, dtype=np.float64))]
+        for widths in _symbols(runs, bool(dark[0])):
+            for seq in (widths, widths[::-1]):
+                text = _decode_code128(list(seq))
+                if text:
+                    corners = cv2.boxPoints(((cx, cy), (w, h), ang))
+                    return [(text, np.asarray(corners, dtype=np.float64))]
     return []
+
+
+def _symbols(runs: np.ndarray, first_dark: bool) -> list[np.ndarray]:
+    """Bar-and-space runs between quiet zones, each starting and ending with a bar, and
+    the whole line between its first and last bar; longest first.
+
+    A quiet zone is a light run of at least 3.5 median runs (about 7 modules; no run
+    inside a symbol is wider than 4).
+    The scanline may start or end on something dark beside the symbol (the label's
+    border, print), which must not count as a bar.
+    """
+    dark = np.zeros(len(runs), bool)
+    dark[0 if first_dark else 1 :: 2] = True
+    quiet = np.flatnonzero(~dark & (runs >= 3.5 * float(np.median(runs))))
+    cuts = [-1, *quiet.tolist(), len(runs)]
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        seg = np.arange(a + 1, b)
+        bars = seg[dark[seg]]
+        if len(bars) >= 2:
+            out.append(runs[bars[0] : bars[-1] + 1])
+    bars = np.flatnonzero(dark)
+    if len(bars) >= 2:
+        out.append(runs[bars[0] : bars[-1] + 1])
+    return sorted(out, key=len, reverse=True)
 
 
 def _to_canvas(pts: np.ndarray, scale: float) -> np.ndarray:

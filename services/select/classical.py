@@ -299,12 +299,20 @@ class ClassicalSelector:
         if min(img.shape) < k:
             return []
         block = cv2.morphologyEx(busy.astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
-        n, _, stats, _ = cv2.connectedComponentsWithStats(block, connectivity=8)
-        grow = round(self.code_margin_mm / coarse_mm)
+        # Pieces of one code (a barcode's sparse stretches fall below the threshold)
+        # closer than twice ``code_min_mm`` are one code; its box gets the quiet zone.
+        grow = max(1, round(self.code_margin_mm / coarse_mm))
+        near = cv2.dilate(block, np.ones((k + 1, k + 1), np.uint8), iterations=2)
+        n, labels, _, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
+        ys, xs = np.nonzero(block)
+        lab = labels[ys, xs]
         h, w = img.shape
         out = []
-        for x, y, bw, bh, _ in stats[1:n]:
-            out.append(
-                (max(0, x - grow), max(0, y - grow), min(w, x + bw + grow), min(h, y + bh + grow))
-            )
+        for i in range(1, n):
+            sel = lab == i
+            if not sel.any():
+                continue
+            x0, x1 = int(xs[sel].min()), int(xs[sel].max()) + 1
+            y0, y1 = int(ys[sel].min()), int(ys[sel].max()) + 1
+            out.append((max(0, x0 - grow), max(0, y0 - grow), min(w, x1 + grow), min(h, y1 + grow)))
         return out
