@@ -17,11 +17,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from samplescout.acquire.drivers import open_microscope
 from samplescout.acquire.sources import BundleSource
-from samplescout.app import EmbeddedPipeline
+from samplescout.app import EmbeddedPipeline, localize_adaptive
 from samplescout.bundle import open_bundle
 from samplescout.bus import FRAMES, REGIONS
 from samplescout.config import Settings
+from samplescout.control.adaptive import raster_frame_count
 from samplescout.v1 import control_pb2, control_pb2_grpc, pipeline_pb2, types_pb2
 
 from conftest import _free_port, assert_same_samples
@@ -164,6 +166,24 @@ def test_five_processes_give_the_embedded_result(cluster: Cluster, easy_wide_sli
         timeout=120,
     )
     assert_same_samples(json.loads(reply.result.json), embedded)
+    # An adaptive path: acquire plans every frame from the localization fuse (another
+    # process) published after the one before, so it takes the embedded path exactly.
+    source = control_pb2.MicroscopeSource(address="sim:petri_dish", adaptive=True)
+    sid = stub.StartSession(
+        control_pb2.StartSessionRequest(microscope=source), timeout=30
+    ).session_id
+    events = list(stub.WatchSession(control_pb2.WatchSessionRequest(session_id=sid), timeout=180))
+    assert events[-1].event.kind == pipeline_pb2.SESSION_EVENT_KIND_DONE, events[-1]
+    adaptive = json.loads(
+        stub.GetResult(control_pb2.GetResultRequest(session_id=sid), timeout=30).result.json
+    )
+    local, frames = localize_adaptive(open_microscope("sim:petri_dish"), Settings())
+    assert (
+        adaptive["stats"]["frames"]
+        == frames
+        < raster_frame_count(open_microscope("sim:petri_dish").describe())
+    )
+    assert_same_samples(adaptive, local)
     # SIGTERM drains and exits cleanly.
     assert cluster.stop("select") == 0
 

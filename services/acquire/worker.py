@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from samplescout import bus as streams
 from samplescout import metrics
 from samplescout.acquire.drivers import open_source
+from samplescout.acquire.sources import FrameSource
 from samplescout.bus import Bus
 from samplescout.contracts import pose_to_proto
-from samplescout.errors import InputError
+from samplescout.errors import InputError, SampleScoutError
 from samplescout.framestore import FrameStore, frame_key
 from samplescout.geometry import Pose
 from samplescout.sessions import EventSink, StateStore
@@ -27,7 +29,9 @@ class AcquireWorker:
 
     In the distributed mode it also consumes ``AcquireRequest`` entries (:meth:`handle`):
     it reads the session's bundle or drives its microscope, frame by frame, and stops
-    early when the session is cancelled.
+    early when the session is cancelled. ``adaptive`` builds the frame source of a
+    request with ``adaptive`` set (an overview path steered by the session's
+    localization; the composition layer provides it).
     """
 
     def __init__(
@@ -38,12 +42,14 @@ class AcquireWorker:
         events: EventSink,
         coarse_factor: int = 8,
         state: StateStore | None = None,
+        adaptive: Callable[[pipeline_pb2.AcquireRequest], FrameSource] | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
         self._events = events
         self._factor = coarse_factor
         self._state = state
+        self._adaptive = adaptive
 
     def handle(self, payload: bytes) -> None:
         msg = pipeline_pb2.AcquireRequest.FromString(payload)
@@ -51,11 +57,23 @@ class AcquireWorker:
         session.CopyFrom(msg.session)
         sid = session.session_id
         try:
-            source = open_source(
-                bundle_path=msg.bundle_path if msg.WhichOneof("source") == "bundle_path" else None,
-                microscope=msg.microscope if msg.WhichOneof("source") == "microscope" else None,
-            )
+            if msg.adaptive:
+                if self._adaptive is None:
+                    raise InputError(
+                        "request",
+                        "microscope.adaptive",
+                        "this acquire service has no adaptive path",
+                    )
+                source = self._adaptive(msg)
+            else:
+                source = open_source(
+                    bundle_path=msg.bundle_path
+                    if msg.WhichOneof("source") == "bundle_path"
+                    else None,
+                    microscope=msg.microscope if msg.WhichOneof("source") == "microscope" else None,
+                )
             session.frame_count = source.frame_count
+            count = 0
             for frame in source.frames():
                 if self._state is not None and self._state.get(cancel_key(sid)) is not None:
                     self._events.emit(
@@ -74,7 +92,15 @@ class AcquireWorker:
                     file=frame.file,
                     decode_seconds=frame.decode_seconds,
                 )
-        except InputError as exc:
+                count += 1
+            if source.frame_count == 0:
+                # A path decided as it went: fuse learns the final count now.
+                if count == 0:
+                    raise InputError(source.name, "frames", "the session took no frame")
+                session.frame_count = count
+                end = pipeline_pb2.StructuresIdentified(session=session, end_of_session=True)
+                self._bus.publish(streams.STRUCTURES, end.SerializeToString())
+        except SampleScoutError as exc:
             self._events.emit(
                 pipeline_pb2.SessionEvent(
                     session_id=sid, kind=pipeline_pb2.SESSION_EVENT_KIND_FAILED, message=str(exc)

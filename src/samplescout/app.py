@@ -25,7 +25,7 @@ from samplescout.acquire.worker import AcquireWorker, cancel_key
 from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
 from samplescout.consumer import StreamConsumer
-from samplescout.contracts import CARRIER_TO_PROTO
+from samplescout.contracts import CARRIER_TO_PROTO, PROTO_TO_CARRIER
 from samplescout.control.adaptive import AdaptiveConfig, AdaptivePlanner, Step
 from samplescout.errors import DeadlineExceeded, InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore, frame_key
@@ -43,6 +43,7 @@ from samplescout.select.classical import ClassicalSelector
 from samplescout.select.full_frame import FullFrameSelector
 from samplescout.select.worker import SelectWorker
 from samplescout.sessions import (
+    TERMINAL_EVENTS,
     EventLog,
     EventSink,
     InMemoryStateStore,
@@ -560,7 +561,10 @@ def build_stage_handler(
     common = {"bus": backends.bus, "store": backends.store, "events": backends.events}
     if name == "acquire":
         return AcquireWorker(
-            **common, coarse_factor=settings.coarse_factor, state=backends.state
+            **common,
+            coarse_factor=settings.coarse_factor,
+            state=backends.state,
+            adaptive=distributed_adaptive_source(backends.events, settings),
         ).handle
     if name == "select":
         return SelectWorker(**common, selectors=load_stages(settings).selectors).handle
@@ -630,13 +634,7 @@ class DistributedRunner:
         if not (request.bundle_path or request.microscope):
             raise InputError("request", "source", "give a bundle path or a microscope address")
         if request.adaptive:
-            # The acquire service snaps a fixed path; the adaptive path needs the
-            # localization after every frame, which only the embedded pipeline has.
-            raise InputError(
-                "request",
-                "microscope.adaptive",
-                "adaptive sessions need the embedded pipeline (serve control without Redis)",
-            )
+            return self._start_adaptive(request)
         check_bundle_root(request, self._root)
         # Validate here so the client gets INVALID_ARGUMENT, not a failed session.
         source = open_source(bundle_path=request.bundle_path, microscope=request.microscope)
@@ -651,6 +649,27 @@ class DistributedRunner:
             acquire.bundle_path = str(Path(request.bundle_path).resolve())
         else:
             acquire.microscope = request.microscope or ""
+        self._b.bus.publish(streams.ACQUIRE, acquire.SerializeToString())
+        return spec.session_id
+
+    def _start_adaptive(self, request: SessionRequest) -> str:
+        """An adaptive path: the acquire service plans each frame from the localization
+        fuse publishes after the one before (a progressive session of unknown length)."""
+        if not request.microscope:
+            raise InputError(
+                "request", "microscope.address", "an adaptive session needs a microscope"
+            )
+        info = open_microscope(request.microscope).describe()  # INVALID_ARGUMENT early
+        spec = self._spec(request, 0, info.name)
+        spec.progressive = True
+        if info.carrier and not request.carrier:
+            spec.carrier = CARRIER_TO_PROTO[info.carrier]
+        spec.context.update({**info.context, **request.context})
+        self._record_owner(spec.session_id, request.owner)
+        self._started(spec)
+        acquire = pipeline_pb2.AcquireRequest(
+            session=spec, microscope=request.microscope, adaptive=True
+        )
         self._b.bus.publish(streams.ACQUIRE, acquire.SerializeToString())
         return spec.session_id
 
@@ -870,6 +889,55 @@ class AdaptiveSource:
             self.taken.append((float(reached[0]), float(reached[1])))
             yield AcquiredFrame(index, image, pose, "", time.perf_counter() - t0)
             index += 1
+
+
+def wait_for_localization(
+    events: EventLog | RedisEventLog, session_id: str, frames: int, *, timeout_s: float
+) -> dict[str, Any] | None:
+    """The session's localization once fuse has taken ``frames`` frames.
+
+    In the distributed mode fuse runs elsewhere: an adaptive path must not plan its
+    next frame from a localization that lacks the last one (the path would depend on
+    timing). Waits at most ``timeout_s`` without news.
+
+    Raises
+    ------
+    OperationalError
+        The session ended, or fuse published nothing for ``timeout_s``.
+    """
+    if frames == 0:
+        return None
+    for event in events.follow(session_id, timeout_s=timeout_s):
+        if event.result.json and event.kind in (
+            pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
+            pipeline_pb2.SESSION_EVENT_KIND_DONE,
+        ):
+            doc: dict[str, Any] = json.loads(event.result.json)
+            if int((doc.get("stats") or {}).get("frames", 0)) >= frames:
+                return doc
+        elif event.kind in TERMINAL_EVENTS:
+            raise OperationalError(f"session {session_id} ended: {event.message}")
+    raise OperationalError(
+        f"session {session_id}: no localization of {frames} frames within {timeout_s:g} s"
+    )
+
+
+def distributed_adaptive_source(
+    events: EventLog | RedisEventLog, settings: Settings
+) -> Callable[[pipeline_pb2.AcquireRequest], AdaptiveSource]:
+    """What the acquire service of the distributed mode runs for an adaptive request."""
+    wait_s = 30.0 + settings.reclaim_idle_ms / 1000.0
+
+    def make(msg: pipeline_pb2.AcquireRequest) -> AdaptiveSource:
+        sid = msg.session.session_id
+        source = AdaptiveSource(
+            open_microscope(msg.microscope),
+            lambda: wait_for_localization(events, sid, len(source.taken), timeout_s=wait_s),
+            carrier=PROTO_TO_CARRIER.get(msg.session.carrier),
+        )
+        return source
+
+    return make
 
 
 def adaptive_source(request: SessionRequest, events: EventLog, session_id: str) -> AdaptiveSource:

@@ -89,14 +89,16 @@ class FrameStats(_message.Message):
     def __init__(self, decode_seconds: _Optional[float] = ..., coarse_seconds: _Optional[float] = ..., select_seconds: _Optional[float] = ..., identify_seconds: _Optional[float] = ..., full_res_pixels: _Optional[int] = ..., coarse_pixels: _Optional[int] = ..., full_res_pixels_read: _Optional[int] = ..., regions: _Optional[int] = ..., regions_identified: _Optional[int] = ..., bytes_written: _Optional[int] = ..., select_bytes_read: _Optional[int] = ..., identify_bytes_read: _Optional[int] = ..., select_model: _Optional[str] = ..., identify_model: _Optional[str] = ...) -> None: ...
 
 class AcquireRequest(_message.Message):
-    __slots__ = ("session", "bundle_path", "microscope")
+    __slots__ = ("session", "bundle_path", "microscope", "adaptive")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_PATH_FIELD_NUMBER: _ClassVar[int]
     MICROSCOPE_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_FIELD_NUMBER: _ClassVar[int]
     session: SessionSpec
     bundle_path: str
     microscope: str
-    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., bundle_path: _Optional[str] = ..., microscope: _Optional[str] = ...) -> None: ...
+    adaptive: bool
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., bundle_path: _Optional[str] = ..., microscope: _Optional[str] = ..., adaptive: _Optional[bool] = ...) -> None: ...
 
 class FrameAcquired(_message.Message):
     __slots__ = ("session", "frame", "stats")
