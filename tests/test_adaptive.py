@@ -12,7 +12,10 @@ from samplescout.acquire.drivers import MicroscopeSource, SimulatedMicroscope
 from samplescout.app import AdaptiveSource, EmbeddedPipeline, localize_adaptive
 from samplescout.cli import main
 from samplescout.config import Settings
+from samplescout.contracts import Region, Structure
 from samplescout.control.adaptive import AdaptiveConfig, AdaptivePlanner, raster_frame_count
+from samplescout.fuse import FuseState, localize
+from samplescout.fuse.localize import LocalizeConfig
 from samplescout.geometry import polygon_iou, rectangle_polygon
 from samplescout.microscope import MicroscopeInfo
 
@@ -232,7 +235,7 @@ def test_plate_without_a_trusted_grid_falls_back_to_covering_the_plate() -> None
         assert any(abs(x - cx) <= 10.0 and abs(y - cy) <= 7.5 for cx, cy in taken), (x, y)
 
 
-def test_chamber_slide_is_tiled_whole_without_overlap() -> None:
+def test_chamber_slide_is_tiled_whole_overlapping_across_the_slide() -> None:
     info = MicroscopeInfo(
         "chambers", 640, 480, 0.03125, 0.0, (0.0, 0.0), (80.0, 30.0), carrier="chamber_slide"
     )
@@ -247,9 +250,14 @@ def test_chamber_slide_is_tiled_whole_without_overlap() -> None:
         taken.append(step.center_mm)
         planner.record(_frame(*step.center_mm))
     assert step.reason == "closed"
-    # 4 x 2 frames tile the 80 x 30 mm opening: about half the raster's 15
-    assert sorted(taken) == [(x, y) for x in (10.0, 30.0, 50.0, 70.0) for y in (7.5, 22.5)]
+    # 4 columns tile the 80 mm flush; across the slide 3 rows overlap so that its
+    # long midline (a two-row module's middle wall) lies well inside a frame: 12 of
+    # the raster's 15 (4 x 2 flush tiles put a border on the midline: seed 3's
+    # 8-chamber slide got a wrong layout)
+    assert sorted(taken) == [(x, y) for x in (10.0, 30.0, 50.0, 70.0) for y in (7.5, 15.0, 22.5)]
     assert raster_frame_count(info) == 15
+    flush = AdaptivePlanner(info, config=AdaptiveConfig(cover_clear_mm=0.0))
+    assert len(flush._tiles.nonzero()[0]) == 8
 
 
 def _arc_piece(centre: tuple[float, float], r: float, deg: float) -> dict[str, Any]:
@@ -362,3 +370,141 @@ def test_cli_localize_adaptive(tmp_path, capsys) -> None:
     doc = json.loads(out.read_text())
     assert doc["stats"]["adaptive"]["frames"] < doc["stats"]["adaptive"]["raster_frames"]
     assert main(["localize", "tests", "--adaptive", "--out", str(tmp_path / "x.json")]) == 2
+
+
+# -- localizer: cover glasses from the sparse views of an adaptive path ---------------
+
+
+def _edge_structures(
+    a: tuple[float, float], b: tuple[float, float], cls: str, frame: int = 0, step: float = 3.0
+) -> list[Structure]:
+    """The edge a-b as tile-sized identified pieces."""
+    pa, pb = np.asarray(a, float), np.asarray(b, float)
+    n = max(1, int(np.linalg.norm(pb - pa) // step))
+    out: list[Structure] = []
+    for k in range(n):
+        p0, p1 = pa + (pb - pa) * k / n, pa + (pb - pa) * (k + 1) / n
+        region = Region(frame, 1000 * frame + len(out), (0, 0, 256, 256), 0.9)
+        out.append(
+            Structure(
+                region=region,
+                shape_class=cls,
+                probability=0.9,
+                segment_mm=((float(p0[0]), float(p0[1])), (float(p1[0]), float(p1[1]))),
+            )
+        )
+    return out
+
+
+def test_cover_glass_edge_next_to_the_slide_edge_is_kept() -> None:
+    """A 24 mm glass on a slide runs right along the slide's edge, and the slide is
+    fitted 26 mm wide from a holder edge (its own top edge unseen): the glass edge lies
+    within the fitted slide's 0.3 mm inner margin, and the slide's position is that
+    uncertain. It still counts (seed 4 lost its 24 x 24 mm glass so)."""
+    state = FuseState()
+    carrier = "sample_carrier_edge"
+    glass = "straight_cover_glass_edge"
+    for a, b, cls in (
+        ((3.5, 3.7), (79.5, 3.7), carrier),  # the slide's bottom edge
+        ((3.5, 30.3), (79.5, 30.3), carrier),  # the holder opening, 26.6 mm above it
+        ((3.5, 3.7), (3.5, 29.7), carrier),
+        ((79.5, 3.7), (79.5, 29.7), carrier),
+        ((50.0, 3.9), (74.0, 3.9), glass),  # the glass: bottom whole, sides in part,
+        ((50.0, 5.9), (50.0, 24.9), glass),  # top not seen
+        ((74.0, 5.9), (74.0, 24.9), glass),
+    ):
+        state.add(_edge_structures(a, b, cls))
+    truth = rectangle_polygon((62.0, 15.9), (24.0, 24.0), 0.0)
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["size_mm"] == [24.0, 24.0]
+    assert polygon_iou(sample["polygon_mm"], truth) > 0.95
+    # the old rule (only edges 0.3 mm inside the fitted slide) lost the glass
+    assert localize(state, "slide", LocalizeConfig(slide_margin_mm=-0.3))["samples"] == []
+
+
+def test_marker_ring_inside_a_rectangular_glass_is_not_a_glass() -> None:
+    """A 15 mm marker ring drawn round the sample on an 18 x 18 mm glass seen on three
+    sides: one rectangular glass, no round one (seed 0, held-out seeds 14 and 17)."""
+    state = FuseState()
+    poly = rectangle_polygon((40.0, 15.0), (18.0, 18.0), 0.0)
+    for k in range(3):
+        state.add(
+            _edge_structures(tuple(poly[k]), tuple(poly[(k + 1) % 4]), "straight_cover_glass_edge")
+        )
+    for a0 in range(0, 360, 30):
+        region = Region(1, 2000 + a0, (0, 0, 256, 256), 0.9)
+        state.add(
+            [
+                Structure(
+                    region=region,
+                    shape_class="round_cover_glass_edge",
+                    probability=0.95,
+                    arc_mm=(40.0, 15.5, 7.5, float(a0), float(a0 + 30)),
+                )
+            ]
+        )
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["shape"] == "rectangle" and sample["size_mm"] == [18.0, 18.0]
+    assert polygon_iou(sample["polygon_mm"], poly) > 0.95
+    # without the rule the ring wins over the three-sided glass
+    shapes = [
+        s["shape"] for s in localize(state, "slide", LocalizeConfig(ring_inside_mm=99.0))["samples"]
+    ]
+    assert shapes == ["circle"]
+
+
+def test_a_seen_side_without_an_edge_does_not_close_a_24_mm_glass() -> None:
+    """A 24 x 24 mm glass placed on the right part of a 24 x 50 mm one (seed 23): its
+    left side lies inside the frames but no edge runs there, and a longer 24 mm glass
+    could continue, so its long sides are followed past it."""
+    glass = _cover((63.0, 15.5), (24.0, 24.0))  # x 51..75, y 3.5..27.5
+    edges = [
+        _edge((75.0, 3.5), (75.0, 27.5), "straight_cover_glass_edge"),
+        _edge((58.0, 27.5), (72.0, 27.5), "straight_cover_glass_edge"),
+        _edge((66.0, 3.5), (74.0, 3.5), "straight_cover_glass_edge"),
+    ]
+    doc = _doc([glass], edges)
+
+    def planner(config: AdaptiveConfig | None = None) -> AdaptivePlanner:
+        p = AdaptivePlanner(SLIDE_INFO, config=config)
+        for x in (10.0, 30.0, 50.0, 70.0):  # the middle band: nothing can hide
+            p.record(_frame(x, 15.0))
+        for y in (7.0, 23.0):  # the glass's long sides on its right part
+            p.record(_frame(66.0, y))
+        return p
+
+    step = planner().next(doc)
+    assert step.reason == "close sample" and step.center_mm is not None
+    assert step.center_mm[0] < 51.0  # to the left, along the long sides
+    # with an edge on the left side the glass is closed
+    closed = _doc([glass], [*edges, _edge((51.0, 5.0), (51.0, 26.0), "straight_cover_glass_edge")])
+    assert planner().closed(closed)
+    # without the check the empty side closed it
+    assert planner(AdaptiveConfig(check_empty_sides=False)).closed(doc)
+
+
+def test_marker_ring_inside_a_round_glass_gives_the_glass() -> None:
+    """A 12 mm marker ring round the sample on an 18 mm round glass shares its centre
+    and is seen whole: the glass, not the ring (held-out seed 15)."""
+    state = FuseState()
+    arcs = [(9.0, a0) for a0 in range(0, 270, 30)] + [(6.0, a0) for a0 in range(0, 360, 30)]
+    for k, (r, a0) in enumerate(arcs):
+        region = Region(0, 3000 + k, (0, 0, 256, 256), 0.9)
+        state.add(
+            [
+                Structure(
+                    region=region,
+                    shape_class="round_cover_glass_edge",
+                    probability=0.95,
+                    arc_mm=(40.0, 15.0, r, float(a0), float(a0 + 30)),
+                )
+            ]
+        )
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["shape"] == "circle" and sample["size_mm"] == [18.0]
+    # one radius per centre (before): the ring, seen all round, won
+    from samplescout.fuse.localize import _chords, _find_circles
+
+    entries = state.sorted_structures()
+    (ring,) = _find_circles(_chords(entries), (9.4, 25.6), LocalizeConfig())
+    assert abs(2 * ring.radius - 12.0) < 0.5

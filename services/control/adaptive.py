@@ -21,7 +21,8 @@ range) by what they would still teach us:
   own and the grid is trusted (a standard layout, centred in the holder);
 - **cover carrier**: where partial views mislead the localizer (chamber slides; plates
   whose grid is not trusted) the opening is covered tile by tile, flush, with the
-  fewest frames.
+  fewest frames (chamber slides: overlapping across the slide, so that its long
+  midline lies well inside a frame).
 
 The best candidate is taken (ties: shorter travel, then closer to the carrier's start
 point, then lattice order, so the path is deterministic). The planner stops when the
@@ -121,6 +122,11 @@ class AdaptiveConfig:
         Stop when no candidate frame is worth at least this much.
     cover_weight
         Value per mm² of an unobserved tile in the cover fallback.
+    cover_clear_mm
+        Chamber slides: the tiles overlap across the slide (the short axis of the
+        opening) so that every point lies this far inside a tile along that axis: the
+        middle wall of a two-row chamber module runs along the slide's long midline,
+        where flush tiles would put their border (a wall on a border is not seen).
     follow_arcs
         Slides: follow groups of unexplained arcs (a round glass not fitted yet) and
         see a rectangle whole when arcs lie inside it. Off by default: against the
@@ -130,6 +136,11 @@ class AdaptiveConfig:
         Arc groups: pieces at least this long, not within ``explained_mm`` of a found
         sample, linked within ``arc_link_mm`` to a piece turned by ``arc_turn_deg``;
         the area out to ``unexplained_radius_mm`` beyond them must be seen.
+    check_empty_sides
+        Slides: a side of a found rectangular glass that frames have seen without an
+        edge on it does not close the glass while a longer standard glass of the same
+        width could continue there (the localizer may have placed a 24 x 24 mm glass on
+        the near part of a 24 x 50 mm one): its two long sides are followed past it.
     max_frames
         Hard limit (default: the frames of the full raster).
     discovery_weight, edge_weight, side_weight, target_weight
@@ -154,12 +165,14 @@ class AdaptiveConfig:
     side_weight: float = 4.0
     target_weight: float = 4.0
     cover_weight: float = 0.5
+    cover_clear_mm: float = 2.0
     follow_arcs: bool = False
     piece_min_mm: float = 1.5
     explained_mm: float = 1.5
     arc_link_mm: float = 12.0
     arc_turn_deg: float = 20.0
     unexplained_radius_mm: float = 5.0
+    check_empty_sides: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +375,7 @@ class AdaptivePlanner:
     def _lattice(self) -> FloatArray:
         """Candidate centres at about ``lattice_step`` fields apart. Carriers that may be
         covered whole (plates, chamber slides) get a lattice flush with the stage range
-        that holds the positions of the fewest frames tiling it without overlap."""
+        that holds the positions of the tiles (:meth:`_tile_axes`)."""
         lo, hi = self.stage
         tile = self.carrier in COVER_CARRIERS
         if tile:
@@ -381,7 +394,7 @@ class AdaptivePlanner:
                 n = math.ceil((b - a) / (f * self.config.lattice_step)) + 1
                 axes.append(np.linspace(a, b, n))
                 continue
-            tiles = math.ceil((hi[k] - lo[k]) / f - 1e-6)  # frames that tile the range
+            tiles = len(self._tile_axes()[k])  # frames that tile the range
             per = max(1, math.ceil((b - a) / (tiles - 1) / (f * self.config.lattice_step)))
             axes.append(np.linspace(a, b, (tiles - 1) * per + 1))
         xx, yy = np.meshgrid(axes[0], axes[1])
@@ -472,7 +485,8 @@ class AdaptivePlanner:
         if carrier == "chamber_slide":
             # The chamber layout is fitted to the walls of the whole module on a found
             # slide (all four sides, the label end's too): partial views give wrong
-            # layouts. Cover the whole opening, tiled flush (no overlap), from the tile
+            # layouts. Cover the whole opening, tiled (flush along the slide, overlapping
+            # across it so that a two-row module's middle wall is seen), from the tile
             # nearest the middle.
             maps.start = self._middle_tile()
             left = self._cover(carrier, maps, np.zeros_like(excluded))
@@ -490,7 +504,7 @@ class AdaptivePlanner:
             poly = np.asarray(s.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
             if len(poly) < 3:
                 continue
-            done = self._sample(s, poly, carrier, maps, inside_obs, arcs)
+            done = self._sample(s, poly, carrier, maps, inside_obs, arcs, loc, excluded)
             all_closed &= done
             if done:
                 closed_polys.append(poly)
@@ -510,8 +524,10 @@ class AdaptivePlanner:
         return maps
 
     def _tile_axes(self) -> list[FloatArray]:
-        """Per axis, the centres of the fewest frames that tile the stage range."""
+        """Per axis, the centres of the fewest frames that tile the stage range (on a
+        chamber slide's :meth:`_clear_axis`, overlapping by twice ``cover_clear_mm``)."""
         lo, hi = self.stage
+        clear_axis = self._clear_axis()
         out = []
         for k, f in enumerate(
             (
@@ -519,12 +535,24 @@ class AdaptivePlanner:
                 self.info.camera_height * self.info.pixel_size_mm,
             )
         ):
-            tiles = max(1, math.ceil((hi[k] - lo[k]) / f - 1e-6))
-            if tiles == 1 or hi[k] - lo[k] <= f:
+            span = float(hi[k] - lo[k])
+            tiles = max(1, math.ceil(span / f - 1e-6))
+            if tiles == 1 or span <= f:
                 out.append(np.array([(lo[k] + hi[k]) / 2]))
-            else:
-                out.append(np.linspace(lo[k] + f / 2, hi[k] - f / 2, tiles))
+                continue
+            pitch = f - 2 * self.config.cover_clear_mm
+            if k == clear_axis and pitch > 0:
+                tiles = max(tiles, math.ceil((span - f) / pitch - 1e-6) + 1)
+            out.append(np.linspace(lo[k] + f / 2, hi[k] - f / 2, tiles))
         return out
+
+    def _clear_axis(self) -> int | None:
+        """The axis along which cover tiles must overlap: across a chamber slide (the
+        short axis of the opening), where a two-row module has its middle wall."""
+        if self.carrier != "chamber_slide" or self.config.cover_clear_mm <= 0:
+            return None
+        lo, hi = self.stage
+        return int(np.argmin(hi - lo))
 
     def _middle_tile(self) -> FloatArray:
         """Centre of the tile nearest the middle of the stage range."""
@@ -547,6 +575,22 @@ class AdaptivePlanner:
         far = cv2.distanceTransform(1 - observed, cv2.DIST_L2, 5) * g.cell > COVER_GAP_MM
         if not observed.any():
             far[:] = True
+        axis = self._clear_axis()
+        if axis is not None and observed.any():
+            # observed, but in no frame cover_clear_mm inside its border along the clear
+            # axis (the opening's own border and slivers do not count): a wall there is
+            # not seen
+            opening = np.zeros(g.shape, np.uint8)
+            g.fill(opening, [[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+            beyond = np.maximum(1 - opening, ((observed == 0) & ~far).astype(np.uint8))
+            k = 2 * max(1, round(self.config.cover_clear_mm / g.cell)) + 1
+            kernel = np.ones((k, 1) if axis == 1 else (1, k), np.uint8)
+            clear = np.zeros(g.shape, np.uint8)
+            for poly in self.footprints:
+                frame = np.zeros(g.shape, np.uint8)
+                g.fill(frame, poly)
+                clear |= (cv2.erode(np.maximum(frame, beyond), kernel) > 0).astype(np.uint8) & frame
+            far |= (observed > 0) & (clear == 0)
         prior = self._sample_region(carrier)[1]
         value = np.where((region > 0) & far, prior, 0.0).astype(np.float32)
         maps.cover = value * self.config.cover_weight
@@ -762,6 +806,8 @@ class AdaptivePlanner:
         maps: _Maps,
         inside_obs: NDArray[np.float32],
         arcs: Sequence[FloatArray] = (),
+        loc: Mapping[str, Any] | None = None,
+        excluded: NDArray[np.uint8] | None = None,
     ) -> bool:
         """Whether sample ``s`` is closed; paints the sides it still needs."""
         cfg = self.config
@@ -788,6 +834,11 @@ class AdaptivePlanner:
         a = float(np.linalg.norm(poly[1] - poly[0]))  # length of sides 0 and 2
         b = float(np.linalg.norm(poly[2] - poly[1]))  # length of sides 1 and 3
         standard = carrier in ("slide", "unknown") and s.get("element") == "cover_glass"
+        if standard and cfg.check_empty_sides and loc is not None:
+            beyond = self._beyond_empty_sides(poly, seen, loc, carrier, inside_obs, excluded)
+            if beyond is not None:
+                maps.sides = np.maximum(maps.sides, beyond * cfg.side_weight)
+                return False
         # sides 1/3 are pinned (position along side 0) by both seen, a whole side 0 or 2,
         # or one of them plus a unique partner of the measured other dimension
         a_known = standard and seen[0] and seen[2] and _unique_partner(b) is not None
@@ -812,6 +863,54 @@ class AdaptivePlanner:
             self._grid.line(side, poly[k], poly[(k + 1) % 4], cfg.band_mm)
         maps.sides = np.maximum(maps.sides, side * cfg.side_weight)
         return False
+
+    def _beyond_empty_sides(
+        self,
+        poly: FloatArray,
+        seen: Sequence[bool],
+        loc: Mapping[str, Any],
+        carrier: str,
+        inside_obs: NDArray[np.float32],
+        excluded: NDArray[np.uint8] | None,
+    ) -> NDArray[np.float32] | None:
+        """Where a rectangular cover glass may still continue: a side that frames have
+        seen but on which no edge lies does not end the glass when a longer standard
+        glass has the same width (24 mm: 24 to 60 mm long). Returns the bands along the
+        two sides that meet it, out to the longest such glass, where they are not yet
+        seen clearly; ``None`` when nothing is left to look at."""
+        cfg = self.config
+        g = self._grid
+        segments = []
+        for st in loc.get("structures") or []:
+            q = np.asarray(st.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
+            if len(q) == 4 and st.get("class") != "label":
+                segments.append(_segment_of(q))
+        region = self._sample_region(carrier)[0].astype(np.float32)
+        if excluded is not None:
+            region[excluded > 0] = 0
+        weak = (inside_obs < cfg.open_margin_mm).astype(np.float32)
+        paint = np.zeros(g.shape, np.float32)
+        for k in range(4):
+            a, b = poly[k], poly[(k + 1) % 4]
+            if not seen[k] or _side_support(a, b, segments, cfg.band_mm) >= cfg.side_seen_fraction:
+                continue
+            width = float(np.linalg.norm(b - a))
+            length = float(np.linalg.norm(poly[(k + 2) % 4] - b))
+            longer = [
+                y if abs(x - width) <= 0.6 else x
+                for x, y in COVER_GLASS_SIZES
+                if abs(x - width) <= 0.6 or abs(y - width) <= 0.6
+            ]
+            reach = max((v for v in longer if v > length + 1.0), default=0.0) - length
+            if reach <= 0:
+                continue
+            out = (b - poly[(k + 2) % 4]) / length  # away from the glass, across side k
+            for corner in (a, b):
+                g.line(paint, corner, corner + out * reach, cfg.band_mm)
+        paint *= weak * region
+        if float(paint.sum()) * g.cell * g.cell < cfg.min_gain_mm2:
+            return None
+        return paint
 
     def _follow_edges(
         self,
@@ -1060,6 +1159,31 @@ def _segment_of(poly: FloatArray) -> tuple[FloatArray, FloatArray]:
     if e0 >= e1:
         return (poly[0] + poly[3]) / 2, (poly[1] + poly[2]) / 2
     return (poly[0] + poly[1]) / 2, (poly[2] + poly[3]) / 2
+
+
+def _side_support(
+    a: FloatArray, b: FloatArray, segments: Sequence[tuple[FloatArray, FloatArray]], near: float
+) -> float:
+    """Share of the side a-b that edge segments run along (parallel within 5 degrees,
+    within ``near`` mm of it)."""
+    length = float(np.linalg.norm(b - a))
+    if length <= 0:
+        return 0.0
+    u = (b - a) / length
+    nv = np.array([-u[1], u[0]])
+    covered = np.zeros(max(1, math.ceil(length * 4)), bool)
+    for p, q in segments:
+        d = q - p
+        n = float(np.linalg.norm(d))
+        if n <= 0 or abs(float(d @ nv)) / n > math.sin(math.radians(5.0)):
+            continue
+        if max(abs(float((p - a) @ nv)), abs(float((q - a) @ nv))) > near:
+            continue
+        t0, t1 = sorted((float((p - a) @ u), float((q - a) @ u)))
+        i0, i1 = max(0, math.floor(t0 * 4)), min(len(covered), math.ceil(t1 * 4))
+        if i1 > i0:
+            covered[i0:i1] = True
+    return float(covered.mean())
 
 
 def _distance_to_outline(p: FloatArray, poly: FloatArray) -> float:

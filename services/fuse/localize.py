@@ -129,6 +129,8 @@ class LocalizeConfig:
     single_edge_tol_mm: float = 0.5
     single_edge_margin_mm: float = 1.0
     single_edge_confidence: float = 0.4
+    slide_margin_mm: float = 0.5
+    ring_inside_mm: float = 0.5
 
 
 def localize(
@@ -501,10 +503,22 @@ def _slide_part(ev: _Evidence) -> _Part:
             }
         )
     # Cover glasses lie on a slide: with a slide found, only edges on it can be theirs.
+    # A cover-glass edge may run 0.5 mm inside the slide's edge (24 mm on 25 mm) while
+    # the fitted slide is off by as much (25 or 26 mm wide, a holder edge taken for its
+    # side): such edges count up to ``slide_margin_mm`` outside it, other edges only
+    # well inside it.
     free = [
         i
         for i, ln in enumerate(lines)
-        if i not in roles and (not slides or _on_any(ln.endpoints.mean(axis=0), slides, -0.3))
+        if i not in roles
+        and (
+            not slides
+            or _on_any(
+                ln.endpoints.mean(axis=0),
+                slides,
+                cfg.slide_margin_mm if ln.shape_class in COVER_GLASS_EDGE_CLASSES else -0.3,
+            )
+        )
     ]
     covers = _rect_candidates(
         [lines[i] for i in free], COVER_GLASS_SIZES, cfg, cfg.min_cover_score, within=slides
@@ -517,8 +531,23 @@ def _slide_part(ev: _Evidence) -> _Part:
     if slides:
         chords = [c for c in chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
     circles = _find_circles(
-        chords, (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6), cfg
+        chords,
+        (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6),
+        cfg,
+        concentric=True,
     )
+    # A round outline wholly inside a rectangular glass whose cover-glass edges are seen
+    # on three sides is drawn on that glass (a marker ring round the sample), not a
+    # glass of its own. A circle that touches the rectangle's sides (its inscribed
+    # circle) stays a candidate, and so does one inside a rectangle of other edges (a
+    # ghost between holder and slide edges).
+    glass_edges = _Lines(
+        [lines[i] for i in free if lines[i].shape_class in COVER_GLASS_EDGE_CLASSES]
+    )
+    framed = [r for r in covers if r.sides_seen >= 3 and _sides_seen(r, glass_edges, cfg) >= 3]
+    circles = [
+        c for c in circles if not any(_circle_inside(c, r, cfg.ring_inside_mm) for r in framed)
+    ]
     covers, circles = _exclusive(covers, circles, cfg)
     for c in covers:
         c.lines = [free[i] for i in c.lines]
@@ -570,6 +599,18 @@ def _on_any(p: np.ndarray, rects: list[Rect], margin: float) -> bool:
         if abs(lx) <= r.size[0] / 2 + margin and abs(ly) <= r.size[1] / 2 + margin:
             return True
     return False
+
+
+def _sides_seen(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> int:
+    """How many sides of ``rect`` the lines ``arr`` cover (``rect`` is left unchanged)."""
+    probe = replace(rect)
+    _score(probe, arr, cfg)
+    return probe.sides_seen
+
+
+def _circle_inside(c: CircleSource, r: Rect, margin: float) -> bool:
+    """Whether circle ``c`` lies inside rectangle ``r`` at least ``margin`` mm from its sides."""
+    return _on_any(np.asarray(c.center), [r], -(c.radius + margin))
 
 
 def _poly(p: np.ndarray) -> list[list[float]]:
@@ -832,6 +873,7 @@ def _find_circles(
     chords: list[Chord],
     diameters: tuple[float, float],
     cfg: LocalizeConfig,
+    concentric: bool = False,
 ) -> list[CircleSource]:
     """Circles of the given diameter range tangent to many chords (a Hough transform of centres).
 
@@ -840,6 +882,10 @@ def _find_circles(
     edges spread their votes along parallel lines. Peaks are taken best first; each is
     refined by a circle fit through its tangent chords and kept when they cover at least
     ``min_circle_span_deg`` of it and it does not overlap a better circle.
+
+    ``concentric``: at each peak every radius whose tangent chords spread round enough
+    of a circle is fitted, and the outermost fit is kept (a marker ring drawn round the
+    sample on a round cover glass shares the glass's centre; the glass is outside).
     """
     if not chords:
         return []
@@ -882,6 +928,15 @@ def _find_circles(
         circle = _fit_tangent_chords(
             center, mid, u, p0, p1, length, prob, frames, (r_lo, r_hi), cfg
         )
+        if concentric:
+            fits = [circle] if circle is not None else []
+            for r in _radius_modes(center, mid, u, (r_lo, r_hi), cfg)[1:]:
+                fit = _fit_tangent_chords(
+                    center, mid, u, p0, p1, length, prob, frames, (r_lo, r_hi), cfg, radius=r
+                )
+                if fit is not None:
+                    fits.append(fit)
+            circle = max(fits, key=lambda c: (round(c.radius, 9), c.span_deg), default=None)
         if circle is None:
             continue
         poly = circle_polygon(circle.center, 2 * circle.radius)
@@ -904,26 +959,16 @@ def _fit_tangent_chords(
     frames: np.ndarray,
     radius_range: tuple[float, float],
     cfg: LocalizeConfig,
+    radius: float | None = None,
 ) -> CircleSource | None:
-    """Circle through the chords tangent to a circle about ``center``; None if too little
-    of it is seen."""
-    d = mid - center
-    dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
-    tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(
-        math.radians(cfg.tangent_tol_deg)
-    )
-    ok = tangent & (dist >= radius_range[0]) & (dist < radius_range[1])
-    if not ok.any():
-        return None
-    # The radius whose tangent chords spread round the most of the circle (5 deg sectors):
-    # clutter inside a cover glass (tissue) gathers many chords but over few directions.
-    nbin = math.ceil((radius_range[1] - radius_range[0]) / cfg.circle_bin_mm)
-    rbin = ((dist[ok] - radius_range[0]) / cfg.circle_bin_mm).astype(np.int64)
-    sector = (np.degrees(np.arctan2(d[ok, 1], d[ok, 0])) % 360.0 // 5.0).astype(np.int64)
-    seen = np.zeros((nbin + 2, 72), dtype=bool)
-    seen[rbin + 1, sector] = True
-    seen = seen[:-2] | seen[1:-1] | seen[2:]
-    radius = radius_range[0] + (int(np.argmax(seen.sum(axis=1))) + 0.5) * cfg.circle_bin_mm
+    """Circle through the chords tangent to a circle about ``center`` (starting from
+    ``radius``, default: the best of :func:`_radius_modes`); None if too little of it
+    is seen."""
+    if radius is None:
+        modes = _radius_modes(center, mid, u, radius_range, cfg, min_sectors=1)
+        if not modes:
+            return None
+        radius = modes[0]
     fit: tuple[float, float, float] | None = (float(center[0]), float(center[1]), radius)
     inl = np.zeros(len(mid), dtype=bool)
     sin_tol = math.sin(math.radians(cfg.tangent_tol_deg))
@@ -963,6 +1008,45 @@ def _fit_tangent_chords(
         shape_class="round_cover_glass_edge",
         frames=tuple(sorted({int(f) for f in frames[inl]})),
     )
+
+
+def _radius_modes(
+    center: np.ndarray,
+    mid: np.ndarray,
+    u: np.ndarray,
+    radius_range: tuple[float, float],
+    cfg: LocalizeConfig,
+    min_sectors: int | None = None,
+    separation_mm: float = 1.5,
+) -> list[float]:
+    """Radii about ``center`` whose tangent chords spread round the most of a circle (5
+    deg sectors), best first, ``separation_mm`` apart, each covering at least
+    ``min_sectors`` sectors (default: ``min_circle_span_deg``). Clutter inside a cover
+    glass (tissue) gathers many chords but over few directions."""
+    d = mid - center
+    dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+    tangent = np.abs(np.einsum("ij,ij->i", u, d)) / dist <= math.sin(
+        math.radians(cfg.tangent_tol_deg)
+    )
+    ok = tangent & (dist >= radius_range[0]) & (dist < radius_range[1])
+    if not ok.any():
+        return []
+    nbin = math.ceil((radius_range[1] - radius_range[0]) / cfg.circle_bin_mm)
+    rbin = ((dist[ok] - radius_range[0]) / cfg.circle_bin_mm).astype(np.int64)
+    sector = (np.degrees(np.arctan2(d[ok, 1], d[ok, 0])) % 360.0 // 5.0).astype(np.int64)
+    seen = np.zeros((nbin + 2, 72), dtype=bool)
+    seen[rbin + 1, sector] = True
+    seen = seen[:-2] | seen[1:-1] | seen[2:]
+    counts = seen.sum(axis=1)
+    need = math.ceil(cfg.min_circle_span_deg / 5.0) if min_sectors is None else min_sectors
+    out: list[float] = []
+    for i in np.argsort(-counts, kind="stable"):
+        if counts[i] < need:
+            break
+        r = radius_range[0] + (int(i) + 0.5) * cfg.circle_bin_mm
+        if all(abs(r - q) >= separation_mm for q in out):
+            out.append(r)
+    return out
 
 
 def _structures(
