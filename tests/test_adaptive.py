@@ -508,3 +508,24 @@ def test_marker_ring_inside_a_round_glass_gives_the_glass() -> None:
     entries = state.sorted_structures()
     (ring,) = _find_circles(_chords(entries), (9.4, 25.6), LocalizeConfig())
     assert abs(2 * ring.radius - 12.0) < 0.5
+
+
+def test_a_covered_chamber_slide_skips_the_per_frame_localization() -> None:
+    """The chamber path does not read the localization, so fuse does not compute it
+    after every frame (its chamber fit is the costly part); a dish path does."""
+    from samplescout.app import latest_localization
+    from samplescout.v1 import pipeline_pb2
+
+    updates = {}
+    for carrier in ("chamber_slide", "petri_dish"):
+        scope = SimulatedMicroscope(carrier=carrier, profile="narrow", seed=1, frame_scale=0.3)
+        pipe = EmbeddedPipeline(settings=Settings())
+        source = AdaptiveSource(scope, lambda p=pipe: latest_localization(p.events, "s"))
+        result = pipe.run(source, session_id="s", progressive=True)
+        assert result["samples"] and len(source.taken) > 1
+        updates[carrier] = sum(
+            e.kind == pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED
+            for e in pipe.events.events("s")
+        )
+    # the chamber session publishes only its final localization
+    assert updates["chamber_slide"] == 1 < updates["petri_dish"]

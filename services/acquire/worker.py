@@ -84,6 +84,10 @@ class AcquireWorker:
                         )
                     )
                     return
+                # An adaptive path that does not read the localization spares fuse.
+                session.progressive = msg.session.progressive and getattr(
+                    source, "needs_localization", True
+                )
                 self.submit(
                     session,
                     frame.index,

@@ -323,6 +323,13 @@ class AdaptivePlanner:
     def carrier(self) -> str:
         return self._carrier or "unknown"
 
+    @property
+    def needs_localization(self) -> bool:
+        """Whether the next decisions read the localization. A chamber slide is covered
+        whole whatever it shows, so its session need not localize after every frame
+        (the chamber fit is the costly part of fusion)."""
+        return self.carrier != "chamber_slide"
+
     def record(self, footprint_mm: ArrayLike) -> None:
         """Add a frame's outline (4 corners, holder mm) to the observed area."""
         poly = np.asarray(footprint_mm, dtype=np.float64).reshape(-1, 2)

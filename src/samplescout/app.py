@@ -204,6 +204,7 @@ class EmbeddedPipeline:
                 count += 1
                 if cancel is not None and cancel.is_set():
                     raise SessionCancelled(f"{source.name}: session {sid} cancelled")
+                spec.progressive = progressive and getattr(source, "needs_localization", True)
                 self.acquire.submit(
                     spec,
                     frame.index,
@@ -875,10 +876,15 @@ class AdaptiveSource:
         """The planner's decisions so far (the last one is the stop)."""
         return self.planner.steps
 
+    @property
+    def needs_localization(self) -> bool:
+        """Whether fuse should publish the localization after the coming frames."""
+        return self.planner.needs_localization
+
     def frames(self) -> Iterator[AcquiredFrame]:
         index = 0
         while True:
-            step = self.planner.next(self._localization())
+            step = self.planner.next(self._localization() if self.needs_localization else None)
             if step.center_mm is None:
                 log.info("adaptive path done", frames=index, reason=step.reason)
                 return
