@@ -5,6 +5,7 @@ import math
 import random
 
 import numpy as np
+import pytest
 
 from samplescout.contracts import Region, Structure
 from samplescout.fuse import FuseState, localize
@@ -500,3 +501,83 @@ def test_chamber_layout_from_partial_faint_walls() -> None:
     ]
     for t in truth:
         assert max(polygon_iou(s["polygon_mm"], t) for s in samples) > 0.9
+
+
+def test_chamber_rows_ignore_the_label_print_beside_the_block() -> None:
+    """A 1 x 1 chamber slide seen faintly: the printed label beside the block has a
+    strong straight edge across the slide's width at the height where a cell edge could
+    be. The rows come from the edges on the block only."""
+    from samplescout.fuse.chambers import fit_chambers
+
+    c = np.array([40.0, 15.0])
+
+    def seg(x0: float, y0: float, x1: float, y1: float, w: float) -> tuple[np.ndarray, float]:
+        return np.array([[x0, y0], [x1, y1]]) + c, w
+
+    lines = [
+        # columns: outer wall, cell edge (left); outer wall, the label's edge (right)
+        seg(-36.7, -8.0, -36.7, 8.0, 13.0),
+        seg(-35.05, -8.0, -35.05, 8.0, 15.0),
+        seg(16.7, -8.0, 16.7, 8.0, 11.4),
+        seg(17.5, -10.0, 17.5, 10.0, 11.4),
+        # rows: the two cell edges in part, the outer wall's outside (tilted a little,
+        # 0.4 mm from the slide's edge), and the label's print at y = -7
+        seg(-30.0, -10.45, -20.0, -10.45, 4.2),
+        seg(-20.0, 10.05, -8.0, 10.05, 5.8),
+        seg(-30.0, 11.6, 10.0, 11.8, 39.6),
+        seg(21.0, -7.0, 33.0, -7.0, 5.4),
+    ]
+    fit = fit_chambers(lines, (40.0, 15.0), (75.0, 25.0), 0.0)
+    assert fit is not None and len(fit.ys) == 1 and len(fit.xs) == 1
+    assert np.allclose(fit.ys[0], (-10.45, 10.05), atol=0.05)
+    assert fit.xs[0][0] == pytest.approx(-35.05, abs=0.05)
+
+
+def test_chamber_block_leaves_the_label_end_free() -> None:
+    """Straight print on the label (past the block's right outer wall at x = 16.8)
+    must not stretch a 2 x 2 block into a 2 x 4 one over the whole slide."""
+    from samplescout.fuse.chambers import fit_chambers
+
+    c = np.array([40.0, 15.0])
+    xs = [(-36.77, 15.1), (-35.41, 1.3), (-9.52, 3.7), (16.78, 11.4), (17.52, 11.4)]
+    xs += [(23.65, 3.5), (26.12, 3.5), (31.99, 4.4), (34.65, 3.7)]  # the label's print
+    ys = [(-11.7, 22.0), (-10.37, 32.6), (-6.53, 6.7), (-0.26, 45.3), (0.7, 45.2)]
+    ys += [(3.87, 2.0), (4.23, 1.3), (10.82, 29.4), (11.94, 7.5)]
+    lines = [(np.array([[x, -8.0], [x, 8.0]]) + c, w) for x, w in xs]
+    lines += [(np.array([[-30.0, y], [-5.0, y]]) + c, w) for y, w in ys]
+    fit = fit_chambers(lines, (40.0, 15.0), (75.0, 25.0), 0.0)
+    assert fit is not None and (len(fit.ys), len(fit.xs)) == (2, 2)
+    assert fit.xs[-1][1] <= 17.0
+
+
+def test_chamber_row_from_the_outer_wall_alone_is_centred_on_the_slide() -> None:
+    """No cell edge seen across the slide, only one outer wall's outside (and print on
+    the label): the one row of cells is centred on the slide's width, inside outer walls
+    as thick as those found along the slide."""
+    from samplescout.fuse.chambers import fit_chambers
+
+    c = np.array([40.0, 15.0])
+    xs = [(-16.7, 12.0), (-15.2, 11.0), (9.45, 16.0), (10.55, 16.0), (35.2, 11.0), (36.7, 12.0)]
+    lines = [(np.array([[x, -8.0], [x, 8.0]]) + c, w) for x, w in xs]
+    lines.append((np.array([[-10.0, 11.9], [20.0, 11.9]]) + c, 30.0))
+    lines += [(np.array([[-30.0, y], [-20.0, y]]) + c, 4.0) for y in (-7.0, 4.2)]  # label
+    fit = fit_chambers(lines, (40.0, 15.0), (75.0, 25.0), 0.0)
+    assert fit is not None and (len(fit.ys), len(fit.xs)) == (1, 2)
+    assert np.allclose(fit.ys[0], (-10.4, 10.4), atol=0.2)
+
+
+def test_chamber_block_prefers_ending_near_the_slide_end() -> None:
+    """A 2 x 4 block whose far end (x = 36.7) is barely seen, next to the label's edge
+    and print (x < -17): the grid is not shifted one cell onto the label, since blocks
+    reach (nearly) to the slide's end opposite the label."""
+    from samplescout.fuse.chambers import fit_chambers
+
+    c = np.array([40.0, 15.0])
+    xs = [(-19.34, 3.7), (-17.55, 11.4), (-16.79, 17.9), (-3.22, 3.3), (-2.44, 3.1)]
+    xs += [(9.51, 7.3), (10.42, 7.3), (22.27, 5.3), (23.19, 7.7), (36.76, 1.8)]
+    ys = [(-10.62, 10.1), (-0.72, 40.7), (0.15, 33.5), (10.0, 3.1), (11.6, 36.6)]
+    lines = [(np.array([[x, -8.0], [x, 8.0]]) + c, w) for x, w in xs]
+    lines += [(np.array([[-10.0, y], [20.0, y]]) + c, w) for y, w in ys]
+    fit = fit_chambers(lines, (40.0, 15.0), (75.0, 25.0), 0.0)
+    assert fit is not None and (len(fit.ys), len(fit.xs)) == (2, 4)
+    assert fit.xs[0][0] > -16.5 and fit.xs[-1][1] > 34.0

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -132,3 +133,50 @@ def test_identify_speed_per_crop() -> None:
     for _ in range(20):
         ident.identify([(_region(), crop)], GEOM)
     assert (time.perf_counter() - t) / 20 < 0.02
+
+
+def _pen_stroke_crop(with_edge: bool) -> np.ndarray:
+    """A 0.4 mm wide dark marker-pen stroke (columns 660-692), and optionally a faint
+    cover-glass edge (a thin bright line) at column 780 over the upper half of the crop."""
+    u, v = _pixel_grid()
+    inside = ((u >= 660.0) & (u < 692.0)).astype(np.float64)
+    band = 0.6 * cv2.GaussianBlur(inside, (0, 0), 1.5)
+    dist = np.where(v < 528.0, u - 780.0, 1e3)
+    crop = _crop(dist, 0.03 if with_edge else 0.0, noise=0.004, seed=7)
+    return (crop * (1.0 - band)).astype(np.float32)
+
+
+def test_faint_edge_beside_a_pen_stroke_is_found() -> None:
+    """A marker-pen circle round the tissue is far stronger than the cover glass's edge
+    next to it: its flanks do not count towards ``max_per_region``, so the search goes
+    on and the faint edge is reported too."""
+    out = ClassicalIdentifier(max_per_region=1).identify(
+        [(_region(), _pen_stroke_crop(True))], GEOM
+    )
+    faint = [
+        s
+        for s in out
+        if s.segment_mm is not None
+        and all(
+            abs(float(GEOM.holder_to_pixel(np.asarray(p))[0]) - 780.0) < 2.0 for p in s.segment_mm
+        )
+    ]
+    assert len(faint) == 1 and faint[0].shape_class == "straight_cover_glass_edge"
+    dropped = ClassicalIdentifier(max_per_region=1, report_markers=False).identify(
+        [(_region(), _pen_stroke_crop(True))], GEOM
+    )
+    assert [s.segment_mm for s in dropped] == [faint[0].segment_mm]
+
+
+def test_pen_stroke_can_be_left_out_but_a_step_edge_is_kept() -> None:
+    ident = ClassicalIdentifier(report_markers=False)
+    only_stroke = ident.identify([(_region(), _pen_stroke_crop(False))], GEOM)
+    assert [s.shape_class for s in only_stroke] == ["no_structure"]
+    # A slide edge: bright glass, then the dark gap to the holder, then the brighter
+    # holder: dark between two different levels is no pen stroke.
+    u, _ = _pixel_grid()
+    level = np.where(u < 700.0, 0.5, np.where(u < 720.0, 0.1, 0.3))
+    rng = np.random.default_rng(3)
+    crop = cv2.GaussianBlur(level, (0, 0), 1.2) + rng.normal(0, 0.004, u.shape)
+    out = ident.identify([(_region(), crop.astype(np.float32))], GEOM)
+    assert [s.shape_class for s in out].count("sample_carrier_edge") >= 1

@@ -55,6 +55,13 @@ class ChamberConfig:
     wall_match_mm: float = 0.2
     #: Least share of the slide's length and width that the chamber block spans.
     min_block_share: tuple[float, float] = (0.5, 0.8)
+    #: Largest share of them: the label end of a chamber slide stays free of the block.
+    max_block_share: tuple[float, float] = (0.8, 1.0)
+    #: The block usually ends this close to the slide's other end (its outer wall's
+    #: outside); a block ending farther from both ends has its score scaled by
+    #: ``far_end_factor``.
+    max_end_gap_mm: float = 5.0
+    far_end_factor: float = 0.85
     min_line_mm: float = 2.0
     inner_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(0.7, 1.61, 0.1))
     outer_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(1.2, 2.11, 0.15))
@@ -81,23 +88,67 @@ def fit_chambers(
     cfg = config or ChamberConfig()
     rot = rotation_matrix(slide_angle_deg)
     half = np.asarray(slide_size) / 2 - cfg.border_mm
-    across: list[list[tuple[float, float]]] = [[], []]  # positions along x, along y
+    # Positions across each axis (x, then y), their weight and where along the other
+    # axis the edge's middle lies.
+    across: list[list[tuple[float, float, float]]] = [[], []]
     for ends, weight in lines:
         q = (np.asarray(ends) - np.asarray(slide_center)) @ rot
         d = q[1] - q[0]
         length = float(np.hypot(*d))
-        if length < cfg.min_line_mm or np.any(np.abs(q) > half + 1e-9):
+        mid = q.mean(axis=0)
+        # On the slide, off its edges: the middle by the border, the ends (a slightly
+        # tilted fit of an outer wall next to the slide edge) by half of it.
+        if (
+            length < cfg.min_line_mm
+            or np.any(np.abs(mid) > half + 1e-9)
+            or np.any(np.abs(q) > half + cfg.border_mm / 2 + 1e-9)
+        ):
             continue
         ang = abs(float(np.degrees(np.arctan2(d[1], d[0])))) % 180.0
         if min(ang, 180.0 - ang) <= cfg.parallel_tol_deg:  # runs along x: a y position
-            across[1].append((float(q[:, 1].mean()), weight))
+            across[1].append((float(mid[1]), weight, float(mid[0])))
         elif abs(ang - 90.0) <= cfg.parallel_tol_deg:
-            across[0].append((float(q[:, 0].mean()), weight))
+            across[0].append((float(mid[0]), weight, float(mid[1])))
     limits = np.asarray(slide_size) / 2 + cfg.position_tol_mm
-    fits = [
-        _fit_axis(np.array(a).reshape(-1, 2), cfg, float(lim), share * size)
-        for a, lim, share, size in zip(across, limits, cfg.min_block_share, slide_size, strict=True)
-    ]
+    ax = [np.array(a, dtype=np.float64).reshape(-1, 3) for a in across]
+    x_args = (
+        cfg,
+        float(limits[0]),
+        cfg.min_block_share[0] * slide_size[0],
+        cfg.max_block_share[0] * slide_size[0],
+    )
+    fit_x = _fit_axis(
+        ax[0][:, :2], *x_args, end_gap=cfg.max_end_gap_mm, far_factor=cfg.far_end_factor
+    )
+    # Edges along the slide count for the rows only where the block is (by the best
+    # column fit): the label's print beside the block is no wall.
+    ys_in = ax[1]
+    best_x = max(
+        ((sc, cells, ow) for per in fit_x.values() for (_, ow), (sc, cells) in per.items()),
+        key=lambda t: t[0],
+        default=None,
+    )
+    if best_x is not None:
+        _, cells, ow = best_x
+        lo_x = cells[0][0] - ow - 1.0
+        hi_x = cells[-1][1] + ow + 1.0
+        inside = (ys_in[:, 2] >= lo_x) & (ys_in[:, 2] <= hi_x)
+        if inside.any():
+            ys_in = ys_in[inside]
+    y_args = (
+        cfg,
+        float(limits[1]),
+        cfg.min_block_share[1] * slide_size[1],
+        cfg.max_block_share[1] * slide_size[1],
+    )
+    fit_y = _fit_axis(ys_in[:, :2], *y_args)
+    if not fit_y and best_x is not None:
+        # No cell edge seen across the slide: one row, the block centred on the slide's
+        # width (as chamber blocks are made), its outer walls where seen.
+        fit_y = _centred_row(ys_in[:, :2], float(slide_size[1]), best_x[2], cfg)
+    if not fit_y and len(ys_in) < len(ax[1]):
+        fit_y = _fit_axis(ax[1][:, :2], *y_args)  # too little seen on the block alone
+    fits = [fit_x, fit_y]
     best: ChamberFit | None = None
     for rows, cols in CHAMBER_LAYOUTS:
         # One chamber block: the same outer (and, with inner walls on both axes, inner)
@@ -121,11 +172,18 @@ def fit_chambers(
 
 
 def _fit_axis(
-    pos: np.ndarray, cfg: ChamberConfig, limit: float = math.inf, min_extent: float = 0.0
+    pos: np.ndarray,
+    cfg: ChamberConfig,
+    limit: float = math.inf,
+    min_extent: float = 0.0,
+    max_extent: float = math.inf,
+    end_gap: float = math.inf,
+    far_factor: float = 1.0,
 ) -> dict[int, dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]]]:
     """Per cell count ``n`` and wall thicknesses ``(inner, outer)``: the best
     ``(score, cells)`` along one axis, with every edge within ``+-limit`` and the block
-    (outer edge to outer edge) at least ``min_extent`` long.
+    (outer edge to outer edge) between ``min_extent`` and ``max_extent`` long; a block
+    with neither end within ``end_gap`` of ``+-limit`` scores ``far_factor`` times less.
 
     The edges across the axis are, in order, the outer wall's outside, then the two
     edges of each of ``n`` cells of width ``cw`` separated by inner walls ``iw``, then
@@ -188,10 +246,15 @@ def _fit_axis(
                         2 * n + 1
                     )
                     explained = np.minimum(1.0, sup.sum(axis=1) / total)
-                    fits = (np.abs(edges).max(axis=1) <= limit) & (
-                        edges[:, -1] - edges[:, 0] >= min_extent
+                    extent = edges[:, -1] - edges[:, 0]
+                    fits = (
+                        (np.abs(edges).max(axis=1) <= limit)
+                        & (extent >= min_extent)
+                        & (extent <= max_extent + 1e-9)
                     )
-                    score = np.where(fits, seen * explained, -1.0)
+                    at_end = (edges[:, 0] <= end_gap - limit) | (edges[:, -1] >= limit - end_gap)
+                    prior = np.where(at_end, 1.0, far_factor)
+                    score = np.where(fits, seen * explained * prior, -1.0)
                     k = int(np.argmax(score))
                     key = (round(float(iw), 3), round(float(ow), 3))
                     if score[k] >= 0 and score[k] > per_wall.get(key, (-1.0, ()))[0] + 1e-9:
@@ -201,6 +264,36 @@ def _fit_axis(
         if per_wall:
             out[n] = per_wall
     return out
+
+
+def _centred_row(
+    pos: np.ndarray, width: float, wall_x: float, cfg: ChamberConfig
+) -> dict[int, dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]]]:
+    """One row of cells across the slide's ``width`` from its outer wall's outside edges
+    alone (the strongest edge position near either long side; one seen is mirrored about
+    the slide's axis), in :func:`_fit_axis`'s form. Scores are low (this is a guess from
+    the usual make of chamber slides) and prefer outer walls as thick as ``wall_x``
+    (the other axis's)."""
+    if len(pos) == 0:
+        return {}
+    near = np.abs(pos[:, 0]) >= 0.4 * width
+    sides: list[float | None] = []
+    for sgn in (-1.0, 1.0):
+        k = np.nonzero(near & (np.sign(pos[:, 0]) == sgn))[0]
+        sides.append(float(pos[k[np.argmax(pos[k, 1])], 0]) if len(k) else None)
+    lo, hi = sides
+    if lo is None and hi is None:
+        return {}
+    lo = -hi if lo is None else lo  # type: ignore[operator]
+    hi = -lo if hi is None else hi
+    seen = sum(v is not None for v in sides) / 2.0
+    out: dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]] = {}
+    for ow in cfg.outer_walls_mm:
+        if hi - lo - 2 * ow < cfg.min_cell_mm:
+            continue
+        score = 0.05 * seen - 1e-3 * abs(ow - wall_x)
+        out[(0.0, round(float(ow), 3))] = (score, ((float(lo + ow), float(hi - ow)),))
+    return {1: out} if out else {}
 
 
 def _snap(edges: np.ndarray, observed: np.ndarray, tol: float) -> np.ndarray:
