@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
@@ -529,3 +530,28 @@ def test_a_covered_chamber_slide_skips_the_per_frame_localization() -> None:
         )
     # the chamber session publishes only its final localization
     assert updates["chamber_slide"] == 1 < updates["petri_dish"]
+
+
+def test_a_slide_end_classed_as_a_glass_edge_makes_no_glass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On faint frames the slide's own outline is classed as cover-glass edges. The
+    margin outside the fitted slide is for a glass flush with a long side only: with it
+    on the slide's end too, two long edges and the end closed a 50 x 24 mm ghost glass
+    over two real round ones (held-out narrow hard slide 100)."""
+    # the module, not the function of the same name the package exports
+    loc = importlib.import_module("samplescout.fuse.localize")
+    state = FuseState()
+    carrier = "sample_carrier_edge"
+    glass = "straight_cover_glass_edge"
+    for a, b, cls in (
+        ((0.0, 2.0), (76.0, 2.0), carrier),  # the fitted slide, 76 x 26 mm
+        ((0.0, 28.0), (76.0, 28.0), carrier),
+        ((0.0, 2.0), (0.0, 28.0), carrier),
+        ((76.0, 2.0), (76.0, 28.0), carrier),
+        ((26.0, 3.0), (75.0, 3.0), glass),  # the slide's real edges, classed as glass
+        ((26.0, 27.0), (75.0, 27.0), glass),
+        ((76.3, 3.5), (76.3, 26.5), glass),  # its real end, just outside the fit
+    ):
+        state.add(_edge_structures(a, b, cls))
+    assert localize(state, "slide")["samples"] == []
+    monkeypatch.setattr(loc, "_along_long_side", lambda line, rect: True)
+    assert localize(state, "slide")["samples"], "the margin on every side closes the ghost"

@@ -507,6 +507,9 @@ def _slide_part(ev: _Evidence) -> _Part:
     # the fitted slide is off by as much (25 or 26 mm wide, a holder edge taken for its
     # side): such edges count up to ``slide_margin_mm`` outside it, other edges only
     # well inside it.
+    # Only along the slide's long sides: a glass as long as the slide is not made, and a
+    # slide end (its outline classed as a cover-glass edge on faint frames) would close
+    # a ghost glass over the whole slide.
     free = [
         i
         for i, ln in enumerate(lines)
@@ -516,7 +519,9 @@ def _slide_part(ev: _Evidence) -> _Part:
             or _on_any(
                 ln.endpoints.mean(axis=0),
                 slides,
-                cfg.slide_margin_mm if ln.shape_class in COVER_GLASS_EDGE_CLASSES else -0.3,
+                cfg.slide_margin_mm
+                if ln.shape_class in COVER_GLASS_EDGE_CLASSES and _along_long_side(ln, slides[0])
+                else -0.3,
             )
         )
     ]
@@ -599,6 +604,13 @@ def _on_any(p: np.ndarray, rects: list[Rect], margin: float) -> bool:
         if abs(lx) <= r.size[0] / 2 + margin and abs(ly) <= r.size[1] / 2 + margin:
             return True
     return False
+
+
+def _along_long_side(line: LineSource, rect: Rect, tol_deg: float = 5.0) -> bool:
+    """Whether ``line`` runs parallel to the long sides of ``rect``."""
+    long_axis = rect.angle_deg + (0.0 if rect.size[0] >= rect.size[1] else 90.0)
+    d = abs(line.angle_deg - long_axis) % 180.0
+    return min(d, 180.0 - d) <= tol_deg
 
 
 def _sides_seen(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> int:
