@@ -443,13 +443,7 @@ def _concentric_circle(
     if not chords:
         return None
     c = np.asarray(ring.center)
-    p0 = np.array([ch[0] for ch in chords])
-    p1 = np.array([ch[1] for ch in chords])
-    prob = np.array([ch[2] for ch in chords])
-    frames = np.array([ch[3] for ch in chords])
-    mid = 0.5 * (p0 + p1)
-    vec = p1 - p0
-    length = np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)
+    _, _, prob, frames, mid, vec, length = _chord_arrays(chords)
     d = mid - c
     dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
     radial = np.abs(np.einsum("ij,ij->i", vec / length[:, None], d)) / dist
@@ -863,6 +857,17 @@ def _exclusive(
 Chord = tuple[np.ndarray, np.ndarray, float, int]
 
 
+def _chord_arrays(chords: list[Chord]) -> tuple[np.ndarray, ...]:
+    """``(p0, p1, prob, frames, mid, vec, length)`` of the chords as arrays."""
+    p0 = np.array([c[0] for c in chords])
+    p1 = np.array([c[1] for c in chords])
+    prob = np.array([c[2] for c in chords])
+    frames = np.array([c[3] for c in chords])
+    vec = p1 - p0
+    length = np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)
+    return p0, p1, prob, frames, 0.5 * (p0 + p1), vec, length
+
+
 def _chords(entries: list[dict[str, Any]]) -> list[Chord]:
     """Straight pieces ``(p0, p1, probability, frame)`` of segments and of arcs (<= 1 mm chords)."""
     out: list[Chord] = []
@@ -901,13 +906,7 @@ def _find_circles(
     """
     if not chords:
         return []
-    p0 = np.array([c[0] for c in chords])
-    p1 = np.array([c[1] for c in chords])
-    prob = np.array([c[2] for c in chords])
-    frames = np.array([c[3] for c in chords])
-    mid = 0.5 * (p0 + p1)
-    vec = p1 - p0
-    length = np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9)
+    p0, p1, prob, frames, mid, vec, length = _chord_arrays(chords)
     u = vec / length[:, None]
     nv = np.stack([-u[:, 1], u[:, 0]], axis=1)
     r_lo, r_hi = diameters[0] / 2, diameters[1] / 2
