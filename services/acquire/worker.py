@@ -20,6 +20,13 @@ from samplescout.sessions import EventSink, StateStore
 from samplescout.v1 import pipeline_pb2, types_pb2
 
 
+def progressive_for(source: FrameSource, requested: bool) -> bool:
+    """Whether fuse publishes the localization after the source's next frame: when the
+    session asks for it, unless the source (an adaptive path that does not read it
+    now) says it need not."""
+    return requested and bool(getattr(source, "needs_localization", True))
+
+
 def cancel_key(session_id: str) -> str:
     return f"samplescout:cancel:{session_id}"
 
@@ -84,10 +91,7 @@ class AcquireWorker:
                         )
                     )
                     return
-                # An adaptive path that does not read the localization spares fuse.
-                session.progressive = msg.session.progressive and getattr(
-                    source, "needs_localization", True
-                )
+                session.progressive = progressive_for(source, msg.session.progressive)
                 self.submit(
                     session,
                     frame.index,
@@ -98,18 +102,28 @@ class AcquireWorker:
                 )
                 count += 1
             if source.frame_count == 0:
-                # A path decided as it went: fuse learns the final count now.
-                if count == 0:
-                    raise InputError(source.name, "frames", "the session took no frame")
-                session.frame_count = count
-                end = pipeline_pb2.StructuresIdentified(session=session, end_of_session=True)
-                self._bus.publish(streams.STRUCTURES, end.SerializeToString())
+                self.end_path(session, source.name, count)
         except SampleScoutError as exc:
             self._events.emit(
                 pipeline_pb2.SessionEvent(
                     session_id=sid, kind=pipeline_pb2.SESSION_EVENT_KIND_FAILED, message=str(exc)
                 )
             )
+
+    def end_path(self, session: pipeline_pb2.SessionSpec, source: str, count: int) -> None:
+        """End a session whose frames were decided as they came (``frame_count`` 0):
+        fuse learns the final count now.
+
+        Raises
+        ------
+        InputError
+            The path took no frame.
+        """
+        if count == 0:
+            raise InputError(source, "frames", "the session took no frame")
+        session.frame_count = count
+        end = pipeline_pb2.StructuresIdentified(session=session, end_of_session=True)
+        self._bus.publish(streams.STRUCTURES, end.SerializeToString())
 
     def submit(
         self,

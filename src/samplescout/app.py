@@ -21,7 +21,7 @@ import numpy as np
 from samplescout import bus as streams
 from samplescout.acquire.drivers import open_microscope, open_source
 from samplescout.acquire.sources import AcquiredFrame, FrameSource, FramesSource, UploadSource
-from samplescout.acquire.worker import AcquireWorker, cancel_key
+from samplescout.acquire.worker import AcquireWorker, cancel_key, progressive_for
 from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
 from samplescout.consumer import StreamConsumer
@@ -204,7 +204,7 @@ class EmbeddedPipeline:
                 count += 1
                 if cancel is not None and cancel.is_set():
                     raise SessionCancelled(f"{source.name}: session {sid} cancelled")
-                spec.progressive = progressive and getattr(source, "needs_localization", True)
+                spec.progressive = progressive_for(source, progressive)
                 self.acquire.submit(
                     spec,
                     frame.index,
@@ -221,11 +221,7 @@ class EmbeddedPipeline:
             if cancel is not None and cancel.is_set():
                 raise SessionCancelled(f"{source.name}: session {sid} cancelled")
             if source.frame_count == 0:
-                if count == 0:
-                    raise InputError(source.name, "frames", "the session took no frame")
-                spec.frame_count = count
-                end = pipeline_pb2.StructuresIdentified(session=spec, end_of_session=True)
-                self.bus.publish(streams.STRUCTURES, end.SerializeToString())
+                self.acquire.end_path(spec, source.name, count)
                 self._drain()
             failure = self.state.get(f"samplescout:failed:{sid}")
             if failure is not None:
@@ -634,43 +630,29 @@ class DistributedRunner:
             return spec.session_id
         if not (request.bundle_path or request.microscope):
             raise InputError("request", "source", "give a bundle path or a microscope address")
-        if request.adaptive:
-            return self._start_adaptive(request)
-        check_bundle_root(request, self._root)
         # Validate here so the client gets INVALID_ARGUMENT, not a failed session.
-        source = open_source(bundle_path=request.bundle_path, microscope=request.microscope)
-        spec = self._spec(request, source.frame_count, source.name)
-        if source.carrier and not request.carrier:
-            spec.carrier = CARRIER_TO_PROTO[source.carrier]
-        spec.context.update({**source.context, **request.context})
+        if request.adaptive:
+            # The acquire service plans each frame from the localization fuse publishes
+            # after the one before: a progressive session of unknown length.
+            info = adaptive_microscope(request).describe()
+            name, carrier, context, count = info.name, info.carrier, info.context, 0
+        else:
+            check_bundle_root(request, self._root)
+            source = open_source(bundle_path=request.bundle_path, microscope=request.microscope)
+            name, carrier, context = source.name, source.carrier, source.context
+            count = source.frame_count
+        spec = self._spec(request, count, name)
+        spec.progressive = request.adaptive
+        if carrier and not request.carrier:
+            spec.carrier = CARRIER_TO_PROTO[carrier]
+        spec.context.update({**context, **request.context})
         self._record_owner(spec.session_id, request.owner)
         self._started(spec)
-        acquire = pipeline_pb2.AcquireRequest(session=spec)
-        if request.bundle_path:
+        acquire = pipeline_pb2.AcquireRequest(session=spec, adaptive=request.adaptive)
+        if request.bundle_path and not request.adaptive:
             acquire.bundle_path = str(Path(request.bundle_path).resolve())
         else:
             acquire.microscope = request.microscope or ""
-        self._b.bus.publish(streams.ACQUIRE, acquire.SerializeToString())
-        return spec.session_id
-
-    def _start_adaptive(self, request: SessionRequest) -> str:
-        """An adaptive path: the acquire service plans each frame from the localization
-        fuse publishes after the one before (a progressive session of unknown length)."""
-        if not request.microscope:
-            raise InputError(
-                "request", "microscope.address", "an adaptive session needs a microscope"
-            )
-        info = open_microscope(request.microscope).describe()  # INVALID_ARGUMENT early
-        spec = self._spec(request, 0, info.name)
-        spec.progressive = True
-        if info.carrier and not request.carrier:
-            spec.carrier = CARRIER_TO_PROTO[info.carrier]
-        spec.context.update({**info.context, **request.context})
-        self._record_owner(spec.session_id, request.owner)
-        self._started(spec)
-        acquire = pipeline_pb2.AcquireRequest(
-            session=spec, microscope=request.microscope, adaptive=True
-        )
         self._b.bus.publish(streams.ACQUIRE, acquire.SerializeToString())
         return spec.session_id
 
@@ -819,14 +801,22 @@ def run_worker_service(
 # --- adaptive overview path ----------------------------------------------------------
 
 
+def _localization_of(event: pipeline_pb2.SessionEvent) -> dict[str, Any] | None:
+    """The result document an event carries when fuse published one, else ``None``."""
+    if event.result.json and event.kind in (
+        pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
+        pipeline_pb2.SESSION_EVENT_KIND_DONE,
+    ):
+        doc: dict[str, Any] = json.loads(event.result.json)
+        return doc
+    return None
+
+
 def latest_localization(events: EventLog, session_id: str) -> dict[str, Any] | None:
     """The newest result document a session's fuse stage published (``None``: none yet)."""
     for event in reversed(events.events(session_id)):
-        if event.result.json and event.kind in (
-            pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
-            pipeline_pb2.SESSION_EVENT_KIND_DONE,
-        ):
-            doc: dict[str, Any] = json.loads(event.result.json)
+        doc = _localization_of(event)
+        if doc is not None:
             return doc
     return None
 
@@ -914,11 +904,8 @@ def wait_for_localization(
     if frames == 0:
         return None
     for event in events.follow(session_id, timeout_s=timeout_s):
-        if event.result.json and event.kind in (
-            pipeline_pb2.SESSION_EVENT_KIND_LOCALIZATION_UPDATED,
-            pipeline_pb2.SESSION_EVENT_KIND_DONE,
-        ):
-            doc: dict[str, Any] = json.loads(event.result.json)
+        doc = _localization_of(event)
+        if doc is not None:
             if int((doc.get("stats") or {}).get("frames", 0)) >= frames:
                 return doc
         elif event.kind in TERMINAL_EVENTS:
@@ -946,14 +933,19 @@ def distributed_adaptive_source(
     return make
 
 
+def adaptive_microscope(request: SessionRequest) -> Microscope:
+    """The microscope of a session request with ``adaptive`` set."""
+    if not request.microscope:
+        raise InputError("request", "microscope.address", "an adaptive session needs a microscope")
+    return open_microscope(request.microscope)
+
+
 def adaptive_source(request: SessionRequest, events: EventLog, session_id: str) -> AdaptiveSource:
     """The :class:`AdaptiveSource` of a session request with ``adaptive`` set: its
     microscope along a path planned from the session's own localization events (run
     the session with ``progressive=True``)."""
-    if not request.microscope:
-        raise InputError("request", "microscope.address", "an adaptive session needs a microscope")
     return AdaptiveSource(
-        open_microscope(request.microscope),
+        adaptive_microscope(request),
         lambda: latest_localization(events, session_id),
         carrier=request.carrier,
     )
