@@ -117,8 +117,8 @@ class ClassicalSelector:
         local standard deviation over ``code_window_mm`` exceeds ``code_contrast`` of the
         frame's grey range (and ten times its noise) throughout a square of
         ``code_min_mm`` (a morphological opening removes edges and text strokes), a
-        ``label`` region is emitted around
-        the block, grown by ``code_margin_mm`` (the code's quiet zone).
+        ``label`` region is emitted around the block, grown by ``code_margin_mm`` (the
+        code's quiet zone).
     noise_floor
         Lower bound of the noise estimate (grey levels in [0, 1]).
     background_window
