@@ -180,3 +180,18 @@ def test_pen_stroke_can_be_left_out_but_a_step_edge_is_kept() -> None:
     crop = cv2.GaussianBlur(level, (0, 0), 1.2) + rng.normal(0, 0.004, u.shape)
     out = ident.identify([(_region(), crop.astype(np.float32))], GEOM)
     assert [s.shape_class for s in out].count("sample_carrier_edge") >= 1
+
+
+@pytest.mark.parametrize("scale", [1.0, 4095 / 65535])
+def test_bold_and_faint_steps_keep_their_class_in_a_dim_frame(scale: float) -> None:
+    # A 12-bit camera stored in 16 bits uses a sixteenth of the grey range: a slide's
+    # bold step must stay a carrier edge, a cover glass's faint step a cover-glass edge.
+    _, v = _pixel_grid()
+    results = {}
+    for name, (inside, outside) in {"bold": (0.45, 0.12), "faint": (0.45, 0.43)}.items():
+        step = np.where(v < 530.0, outside, inside)
+        img = cv2.GaussianBlur(step.astype(np.float32), (0, 0), 1.0) * scale
+        img += np.random.default_rng(3).normal(0, 0.002 * scale, img.shape).astype(np.float32)
+        out = ClassicalIdentifier().identify([(_region(), img)], GEOM)
+        results[name] = out[0].shape_class
+    assert results == {"bold": "sample_carrier_edge", "faint": "straight_cover_glass_edge"}

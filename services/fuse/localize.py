@@ -117,7 +117,6 @@ class LocalizeConfig:
     two_sided_score: float = 0.45
     min_pair_probability: float = 0.25
     vote: str = "majority"
-    strong_contrast: float = 0.12
     min_ring_span_deg: float = 150.0
     ring_end_tol_mm: float = 0.4
     dish_concentric_mm: float = 3.0

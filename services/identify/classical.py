@@ -37,6 +37,7 @@ class _Edge:
     line: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1
     circle: tuple[float, float, float] | None = None  # cx, cy, r
     contrast: float = 0.0
+    relative: float = 0.0  # contrast / grey level of the brighter side
 
 
 def full_frame_regions(
@@ -85,9 +86,11 @@ class ClassicalIdentifier:
     vote_spread_deg
         Each edge pixel votes for line directions within this many degrees of its
         gradient direction: wide enough for the angle noise of faint edges.
-    strong_contrast
-        Grey-level step above which a straight edge counts as ``sample_carrier_edge``
-        (slide / plate edges are bold; cover-glass edges are faint).
+    strong_contrast, strong_relative
+        Grey-level step, or step relative to the brighter side's grey level, above
+        which an edge counts as ``sample_carrier_edge`` (``round_structure`` for a
+        circle): slide and plate edges are bold, cover-glass edges faint. The relative
+        test keeps a dim frame's bold edges bold.
     well_max_diameter_mm
         A circle this small that closes over most of its perimeter is a ``well``.
     top_k
@@ -123,6 +126,7 @@ class ClassicalIdentifier:
         line_half_width_px: float = 3.0,
         vote_spread_deg: int = 10,
         strong_contrast: float = 0.12,
+        strong_relative: float = 0.4,
         well_max_diameter_mm: float = 9.0,
         top_k: int | None = None,
         min_region_probability: float = 0.0,
@@ -140,6 +144,7 @@ class ClassicalIdentifier:
         self.line_half_width_px = line_half_width_px
         self.vote_spread_deg = vote_spread_deg
         self.strong_contrast = strong_contrast
+        self.strong_relative = strong_relative
         self.well_max_diameter_mm = well_max_diameter_mm
         self.top_k = top_k
         self.min_region_probability = min_region_probability
@@ -473,7 +478,12 @@ class ClassicalIdentifier:
         va, vb, vc = sample(c + 4.0 * n), sample(c - 4.0 * n), sample(c)
         step = abs(float(np.median(va - vb)))
         ridge = abs(float(np.median(vc - 0.5 * (va + vb))))
-        return replace(edge, contrast=max(step, ridge))
+        contrast = max(step, ridge)
+        level = max(float(np.median(va)), float(np.median(vb)), 1e-3)
+        return replace(edge, contrast=contrast, relative=contrast / level)
+
+    def _is_strong(self, edge: _Edge) -> bool:
+        return edge.contrast >= self.strong_contrast or edge.relative >= self.strong_relative
 
     def _to_structure(
         self, region: Region, edge: _Edge, origin: np.ndarray, geometry: FrameGeometry
@@ -490,7 +500,7 @@ class ClassicalIdentifier:
             closed = (a1 - a0) > 240.0
             if diameter <= self.well_max_diameter_mm and closed:
                 cls = "well"
-            elif edge.contrast < self.strong_contrast:
+            elif not self._is_strong(edge):
                 cls = "round_cover_glass_edge"
             else:
                 cls = "round_structure"
@@ -504,11 +514,7 @@ class ClassicalIdentifier:
         assert edge.line is not None
         x0, y0, x1, y1 = edge.line
         ends = geometry.pixel_to_holder(np.array([[x0, y0], [x1, y1]]) + origin)
-        cls = (
-            "sample_carrier_edge"
-            if edge.contrast >= self.strong_contrast
-            else "straight_cover_glass_edge"
-        )
+        cls = "sample_carrier_edge" if self._is_strong(edge) else "straight_cover_glass_edge"
         return Structure(
             region=region,
             shape_class=cls,
