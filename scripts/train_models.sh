@@ -6,6 +6,6 @@ set -euo pipefail
 REG="${1:-src/samplescout/models}"
 PY="${PYTHON:-python}"
 SEEDS="1000 1001 1002 1003 1004 1005"
-"$PY" -m samplescout train select       --registry "$REG" --steps 1200 --seed 0 --data-seeds $SEEDS
-"$PY" -m samplescout train select-patch --registry "$REG" --steps 500  --seed 0 --data-seeds $SEEDS
-"$PY" -m samplescout train identify     --registry "$REG" --steps 600  --seed 0 --data-seeds $SEEDS
+"$PY" -m samplescout train select       --registry "$REG" --steps 1200 --seed 0 --data-seeds $SEEDS --device cpu
+"$PY" -m samplescout train select-patch --registry "$REG" --steps 500  --seed 0 --data-seeds $SEEDS --device cpu
+"$PY" -m samplescout train identify     --registry "$REG" --steps 600  --seed 0 --data-seeds $SEEDS --device cpu

@@ -105,3 +105,12 @@ def test_missing_model_for_context_falls_back_and_says_so(
     assert proc.returncode == 0, proc.stderr
     assert "no model for this context, using the default" in proc.stderr
     assert "microscope" in proc.stderr
+
+
+def test_train_on_cuda_without_one_is_a_clear_error(monkeypatch, tmp_path: Path, capsys) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "select", "--registry", str(tmp_path / "r"), "--device", "cuda"]) == 2
+    assert "--device" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

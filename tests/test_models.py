@@ -343,3 +343,23 @@ def test_hybrid_takes_geometry_from_the_fit_and_the_class_from_a_confident_cnn()
     empty = HybridIdentifier(_FixedCNN({"no_structure": 0.99}))  # type: ignore[arg-type]
     out = empty.identify([(region, crop)], geom)
     assert [s.shape_class for s in out] == ["no_structure"]
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_models_pick_cuda_when_present(monkeypatch, cuda: bool) -> None:
+    from samplescout.registry import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert pick_device().type == ("cuda" if cuda else "cpu")
+
+
+def test_training_runs_on_the_device_asked_for_and_records_it(
+    monkeypatch, tmp_path: Path, tiny_select_data
+) -> None:
+    model, _ = select_train.train_model(
+        tiny_select_data, steps=3, batch=2, crop=32, device=torch.device("cpu"), log=False
+    )
+    assert next(model.parameters()).device.type == "cpu"
+    monkeypatch.setattr(select_train, "build_data", lambda *a, **k: tiny_select_data)
+    rec = select_train.train(tmp_path, steps=2, device=torch.device("cpu"), log=False)
+    assert rec.metadata["training"]["device"] == "cpu"

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
+import torch
 
 from samplescout.contracts import STRUCTURE_CLASSES, Region, Structure
 from samplescout.geometry import FrameGeometry
@@ -131,6 +132,8 @@ class HybridIdentifier:
 def load_hybrid_identifier(
     registry: Registry | str | None = None,
     context: dict[str, str] | None = None,
+    *,
+    device: torch.device | None = None,
     **options: float | int | None,
 ) -> HybridIdentifier:
     """The registry's identification CNN (as :func:`load_identifier`) + classical geometry.
@@ -144,7 +147,7 @@ def load_hybrid_identifier(
     for key in ("skip_probability", "override_probability"):
         if key in options:
             hyb[key] = options.pop(key)
-    net = load_identifier(reg, context, **options)
+    net = load_identifier(reg, context, device=device, **options)
     return HybridIdentifier(net, **{k: float(v) for k, v in hyb.items() if v is not None})
 
 

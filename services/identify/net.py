@@ -12,14 +12,9 @@ from samplescout.annotate import ELEMENT_CLASSES, SIZE_CLASSES
 from samplescout.contracts import STRUCTURE_CLASSES, Region, Structure
 from samplescout.geometry import FrameGeometry
 from samplescout.identify.model import IdentifyNet, crop_offset, prepare_crop
-from samplescout.registry import ModelRecord, Registry
+from samplescout.registry import ModelRecord, Registry, pick_device
 
 _NO_GEOMETRY = frozenset({"no_structure", "label"})
-
-
-def pick_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def build_model(record: ModelRecord, device: torch.device) -> IdentifyNet:
@@ -201,12 +196,15 @@ class NetIdentifier:
 def load_identifier(
     registry: Registry | str | None = None,
     context: dict[str, str] | None = None,
+    *,
+    device: torch.device | None = None,
     **options: float | int | None,
 ) -> NetIdentifier:
-    """A ready identifier: ``identify`` resolved by context, else ``identify-default``."""
+    """A ready identifier: ``identify`` resolved by context, else ``identify-default``,
+    on ``device`` (default: CUDA when available)."""
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     rec = reg.resolve("identify", context)
-    device = pick_device()
+    device = device or pick_device()
     return NetIdentifier(build_model(rec, device), device=device, name=rec.ref, **options)  # type: ignore[arg-type]
 
 

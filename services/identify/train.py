@@ -33,7 +33,7 @@ from samplescout.contracts import STRUCTURE_CLASSES
 from samplescout.geometry import FrameGeometry
 from samplescout.identify.model import IdentifyNet, prepare_crop
 from samplescout.progress import progress
-from samplescout.registry import ModelRecord, Registry, data_hash
+from samplescout.registry import ModelRecord, Registry, data_hash, pick_device
 from samplescout.training import LossMonitor
 
 ROUND_CLASSES = frozenset({"round_cover_glass_edge", "round_structure", "well"})
@@ -378,17 +378,20 @@ def train_model(
     seed: int = 0,
     width: int | None = None,
     balanced: bool = False,
+    device: torch.device | None = None,
     log: bool = True,
 ) -> tuple[IdentifyNet, dict[str, Any]]:
     """Adam until the smoothed loss reaches ``loss_threshold`` or ``steps``.
 
     ``balanced`` draws crops with probability ~ 1/sqrt(class count) (rare classes more
-    often); the shipped model was trained without it.
+    often); the shipped model was trained without it. Runs on ``device`` (default: CUDA
+    when available); batches are drawn on the CPU from a seeded generator.
     """
+    device = device or pick_device()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     size = int(cs.x[0].shape[-1])
-    model = IdentifyNet(size=size, **({} if width is None else {"width": width}))
+    model = IdentifyNet(size=size, **({} if width is None else {"width": width})).to(device)
     data = tensors(cs)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -405,6 +408,7 @@ def train_model(
                 idx = torch.randint(0, n, (min(batch, n),), generator=gen)
             t = {k: v[idx] for k, v in data.items()}
             t["x"], t["geometry"] = _augment(t["x"], t["geometry"], gen)
+            t = {k: v.to(device) for k, v in t.items()}
             loss = loss_fn(model(t["x"]), t)
             if monitor.step(loss, opt, sched):
                 break
@@ -415,8 +419,9 @@ def train_model(
 def accuracy(model: IdentifyNet, cs: CropSet) -> dict[str, Any]:
     """Per-class accuracy (recall) of the shape head, and overall element/size accuracy."""
     data = tensors(cs)
+    device = next(model.parameters()).device
     with torch.inference_mode():
-        out = model(data["x"])
+        out = {k: v.cpu() for k, v in model(data["x"].to(device)).items()}
     pred = out["shape"].argmax(1)
     per: dict[str, Any] = {}
     for ci, name in enumerate(STRUCTURE_CLASSES):
@@ -456,6 +461,7 @@ def train(
     aliases: tuple[str, ...] = ("identify-default",),
     narrow_frames: int = 3,
     balanced: bool = False,
+    device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
     """Render data, train, and register an identification model; returns its record.
@@ -467,7 +473,13 @@ def train(
     t0 = time.perf_counter()
     cs, quality, desc = build_data(seeds, narrow_frames=narrow_frames, seed=seed, log=log)
     model, info = train_model(
-        cs, steps=steps, loss_threshold=loss_threshold, seed=seed, balanced=balanced, log=log
+        cs,
+        steps=steps,
+        loss_threshold=loss_threshold,
+        seed=seed,
+        balanced=balanced,
+        device=device,
+        log=log,
     )
     counts = {
         name_: int(np.sum(np.array(cs.shape) == i)) for i, name_ in enumerate(STRUCTURE_CLASSES)
@@ -490,6 +502,7 @@ def train(
             "steps": info["steps"],
             "seed": seed,
             "balanced": balanced,
+            "device": str(next(model.parameters()).device.type),
             "first_loss": info["first_loss"],
             "final_loss": info["final_loss"],
             "seconds": round(time.perf_counter() - t0, 1),

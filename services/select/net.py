@@ -11,7 +11,7 @@ import torch
 from samplescout.coarse import coarse_box_to_full
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, normalize_angle_deg
-from samplescout.registry import ModelRecord, Registry
+from samplescout.registry import ModelRecord, Registry, pick_device
 from samplescout.select.model import (
     ARCHITECTURES,
     MAX_COARSE_PIXEL_MM,
@@ -21,11 +21,6 @@ from samplescout.select.model import (
     pool_probabilities,
     upsample_factor,
 )
-
-
-def pick_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def build_model(record: ModelRecord, device: torch.device) -> torch.nn.Module:
@@ -245,25 +240,28 @@ def load_selector(
     registry: Registry | str | None = None,
     context: dict[str, str] | None = None,
     variant: str = "unet",
+    *,
+    device: torch.device | None = None,
     **options: float,
 ) -> NetSelector:
     """A ready selector from the registry (``variant``: ``unet`` or ``patch``).
 
     The model is ``select-<variant>`` resolved by context when the registry has one for
     that context, else the ``select-default`` alias (unet) or ``select-patch``. The
-    selector's ``name`` is the provenance string, e.g. ``select-unet@1``.
+    selector's ``name`` is the provenance string, e.g. ``select-unet@1``. It runs on
+    ``device`` (default: CUDA when available).
     """
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     if variant == "patch":
         from samplescout.select.patches import PatchSelector
 
         rec = reg.resolve("select-patch", context)
-        device = pick_device()
+        device = device or pick_device()
         return PatchSelector(build_model(rec, device), device=device, name=rec.ref, **options)
     if variant != "unet":
         raise ValueError(f"unknown selection variant {variant!r} (unet or patch)")
     rec = reg.resolve("select", context)
-    device = pick_device()
+    device = device or pick_device()
     opts: dict[str, float] = {
         "max_pixel_mm": float(
             rec.metadata.get("input", {}).get("max_coarse_pixel_mm", MAX_COARSE_PIXEL_MM)

@@ -7,11 +7,11 @@ import torch
 
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry
+from samplescout.registry import pick_device
 from samplescout.select.model import PatchNet, pad_to, prepare_input
 from samplescout.select.net import (
     Candidate,
     orientation_map,
-    pick_device,
     ranked_regions,
     tile_angle,
 )

@@ -26,7 +26,7 @@ from samplescout.annotate import (
 )
 from samplescout.coarse import DEFAULT_FACTOR, make_coarse
 from samplescout.progress import progress
-from samplescout.registry import ModelRecord, Registry, data_hash
+from samplescout.registry import ModelRecord, Registry, data_hash, pick_device
 from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
 from samplescout.training import LossMonitor
 
@@ -152,17 +152,23 @@ def train_model(
     crop: int = 96,
     lr: float = 3e-3,
     seed: int = 0,
+    device: torch.device | None = None,
     log: bool = True,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Adam on random crops until the smoothed loss reaches ``loss_threshold`` or ``steps``."""
+    """Adam on random crops until the smoothed loss reaches ``loss_threshold`` or ``steps``.
+
+    Runs on ``device`` (default: CUDA when available); the model comes back on it. Crops
+    are drawn on the CPU from a seeded generator, so the batches do not depend on it.
+    """
+    device = device or pick_device()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cls = ARCHITECTURES[architecture]
     hp: dict[str, Any] = {} if width is None else {"width": width}
-    model = cls(**hp)
+    model = cls(**hp).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    weight = torch.tensor(CLASS_WEIGHTS)
+    weight = torch.tensor(CLASS_WEIGHTS, device=device)
     model.train()
     with LossMonitor(steps, loss_threshold=loss_threshold, log=log) as monitor:
         for _ in range(steps):
@@ -173,8 +179,8 @@ def train_model(
                 x, t = _augment(x, t, rng)
                 xs.append(x)
                 ts.append(t)
-            xb = torch.from_numpy(np.stack(xs).astype(np.float32))
-            tb = torch.from_numpy(np.stack(ts).astype(np.int64))
+            xb = torch.from_numpy(np.stack(xs).astype(np.float32)).to(device)
+            tb = torch.from_numpy(np.stack(ts).astype(np.int64)).to(device)
             if architecture == "patch":
                 logits = model(xb)
                 tb = patch_targets(tb)
@@ -199,9 +205,11 @@ def train(
     name: str | None = None,
     aliases: tuple[str, ...] | None = None,
     narrow_frames: int = 3,
+    device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
-    """Render data, train, and register a selection model; returns its record."""
+    """Render data, train (on ``device``, default CUDA when available), and register a
+    selection model; returns its record."""
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     seeds = list(data_seeds) if data_seeds is not None else list(range(1000, 1006))
     t0 = time.perf_counter()
@@ -212,6 +220,7 @@ def train(
         steps=steps,
         loss_threshold=loss_threshold,
         seed=seed,
+        device=device,
         log=log,
     )
     task = "select" if architecture == "unet" else "select-patch"
@@ -232,6 +241,7 @@ def train(
             "frames": len(data.inputs),
             "steps": info["steps"],
             "seed": seed,
+            "device": str(next(model.parameters()).device.type),
             "first_loss": info["first_loss"],
             "final_loss": info["final_loss"],
             "seconds": round(time.perf_counter() - t0, 1),

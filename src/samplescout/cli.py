@@ -505,6 +505,22 @@ def _add_train_parser(sub: Any) -> None:
         help="context the model is for (microscope, camera, light, carriers=a,b); repeatable",
     )
     p.add_argument("--no-alias", action="store_true", help="do not move the <task>-default alias")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train (auto: CUDA when available); the shipped weights came from cpu",
+    )
+
+
+def _train_device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return None
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("train", "--device", "cuda was asked for but PyTorch sees no CUDA device")
+    return torch.device(name)
 
 
 def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
@@ -520,6 +536,7 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
         "seed": ns.seed,
         "context": context or None,
         "narrow_frames": ns.narrow_frames,
+        "device": _train_device(ns.device),
     }
     if ns.steps is not None:
         common["steps"] = ns.steps
