@@ -581,3 +581,37 @@ def test_chamber_block_prefers_ending_near_the_slide_end() -> None:
     fit = fit_chambers(lines, (40.0, 15.0), (75.0, 25.0), 0.0)
     assert fit is not None and (len(fit.ys), len(fit.xs)) == (2, 4)
     assert fit.xs[0][0] > -16.5 and fit.xs[-1][1] > 34.0
+
+
+def test_chamber_slide_and_its_grid_are_fitted_together() -> None:
+    """The long sides of a chamber slide are seen only beside the label, while the
+    block's outer wall and the holder's edge, 26.3 mm apart, make a better-supported
+    slide-sized pair. That slide would cut through the block; the slide that carries a
+    chamber grid is the real one, and the four chambers come out where they are."""
+    structures: list[Structure] = []
+    carrier = "sample_carrier_edge"
+    slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)  # corners from (2.5, 2.5)
+    structures += _pieces(slide[0], slide[0] + [25.0, 0.0], 5.0, 0, carrier)  # top, label end
+    structures += _pieces(slide[3], slide[3] + [25.0, 0.0], 5.0, 0, carrier)  # bottom, likewise
+    structures += _pieces(slide[1], slide[2], 5.0, 0, carrier)  # both ends
+    structures += _pieces(slide[3], slide[0], 5.0, 0, carrier)
+    structures += _pieces(np.array([0.0, 29.4]), np.array([80.0, 29.4]), 5.0, 0, carrier)  # holder
+    # 1 x 4 block 53.4 x 23.8 centred on the slide's width at x = 50, walls 1.5 / 1.1
+    ow, iw = 1.5, 1.1
+    cw, ch = (53.4 - 2 * ow - 3 * iw) / 4, 23.8 - 2 * ow
+    faint = "straight_cover_glass_edge"
+    block = rectangle_polygon((50.0, 15.0), (53.4, 23.8), 0.0)
+    for k in range(4):
+        structures += _pieces(block[k], block[(k + 1) % 4], 6.0, 0, faint)
+    truth = []
+    for c in range(4):
+        cell = rectangle_polygon((23.3 + ow + c * (cw + iw) + cw / 2, 15.0), (cw, ch), 0.0)
+        truth.append(cell)
+        for k in range(4):
+            structures += _pieces(cell[k], cell[(k + 1) % 4], 4.0, 0, faint)
+    state = FuseState()
+    state.add(structures)
+    samples = localize(state, "chamber_slide")["samples"]
+    assert len(samples) == 4
+    for t in truth:
+        assert max(polygon_iou(s["polygon_mm"], t) for s in samples) > 0.9

@@ -130,6 +130,9 @@ class LocalizeConfig:
     single_edge_confidence: float = 0.4
     slide_margin_mm: float = 0.5
     ring_inside_mm: float = 0.5
+    max_slide_alternatives: int = 4
+    chamber_fit_trusted: float = 0.5
+    slide_alternative_share: float = 0.7
 
 
 def localize(
@@ -200,17 +203,18 @@ class _Evidence:
         return self._cache[key]
 
     @property
-    def slides(self) -> list[Rect]:
+    def slide_candidates(self) -> list[Rect]:
+        """Slide rectangles with enough evidence, best first (overlapping)."""
         return self._get(
-            "slides",
-            lambda: _exclusive(
-                _rect_candidates(
-                    self.lines, SLIDE_SIZES, self.cfg, self.cfg.min_slide_score, within=None
-                ),
-                [],
-                self.cfg,
-            )[0][:1],
+            "slide_candidates",
+            lambda: _rect_candidates(
+                self.lines, SLIDE_SIZES, self.cfg, self.cfg.min_slide_score, within=None
+            ),
         )
+
+    @property
+    def slides(self) -> list[Rect]:
+        return self._get("slides", lambda: _exclusive(self.slide_candidates, [], self.cfg)[0][:1])
 
     @property
     def plate_body(self) -> Rect | None:
@@ -261,20 +265,60 @@ class _Evidence:
     @property
     def chambers(self) -> ChamberFit | None:
         """The chamber grid from wall-like edges (what recognition asks: faint edges,
-        classed as cover-glass edges, do not count)."""
-        return self._chamber_fit(faint=False)
+        classed as cover-glass edges, do not count), on the best slide."""
+        return self._chamber_fit(faint=False, slides=self.slides)
 
     @property
-    def chambers_declared(self) -> ChamberFit | None:
-        """The chamber grid on a slide said to be a chamber slide: the walls of a hard
-        (faint) chamber block are often classed as cover-glass edges, so every edge counts."""
-        return self._chamber_fit(faint=True)
+    def chambers_declared(self) -> tuple[ChamberFit, Rect] | None:
+        """The chamber grid, and the slide it lies on, of a slide said to be a chamber
+        slide: the walls of a hard (faint) chamber block are often classed as cover-glass
+        edges, so every edge counts.
 
-    def _chamber_fit(self, faint: bool) -> ChamberFit | None:
+        The slide and the grid are fitted together: a chamber block's outer wall and
+        the holder's edge can make a slide-sized pair that scores a little better than
+        the real slide. When the best slide's grid scores below
+        ``chamber_fit_trusted``, the other well-supported slide candidates are tried too,
+        and the best product of slide and grid scores wins.
+        """
+
+        def make() -> tuple[ChamberFit, Rect] | None:
+            best: tuple[float, ChamberFit, Rect] | None = None
+            for s in self._distinct_slides():
+                fit = self._chamber_fit(faint=True, slides=[s])
+                if fit is not None and (best is None or fit.score * s.score > best[0] + 1e-9):
+                    best = (fit.score * s.score, fit, s)
+                if best is not None and best[1].score >= self.cfg.chamber_fit_trusted:
+                    break
+            return None if best is None else (best[1], best[2])
+
+        return self._get("chambers-declared", make)
+
+    def _distinct_slides(self) -> list[Rect]:
+        """The best slide, then up to ``max_slide_alternatives`` other slide candidates
+        scoring at least ``slide_alternative_share`` of it, no two at the same place."""
+        cands = self.slide_candidates
+        if not cands:
+            return []
+        out = self.slides[:1]
+        floor = self.cfg.slide_alternative_share * cands[0].score
+        for c in cands:
+            if len(out) > self.cfg.max_slide_alternatives or c.score < floor:
+                break
+            if all(
+                math.dist(c.center, o.center) > self.cfg.side_tol_mm
+                or c.size != o.size
+                or abs(c.angle_deg - o.angle_deg) > self.cfg.parallel_tol_deg
+                for o in out
+            ):
+                out.append(c)
+        return out
+
+    def _chamber_fit(self, faint: bool, slides: list[Rect]) -> ChamberFit | None:
+        if not slides:
+            return None
+        s = slides[0]
+
         def make() -> ChamberFit | None:
-            if not self.slides:
-                return None
-            s = self.slides[0]
             return fit_chambers(
                 [
                     (ln.endpoints, ln.coverage_mm * ln.probability)
@@ -288,7 +332,8 @@ class _Evidence:
                 s.angle_deg,
             )
 
-        return self._get(f"chambers-{faint}", make)
+        key = f"chambers-{faint}-{s.center}-{s.size}-{s.angle_deg}"
+        return self._get(key, make)
 
 
 def recognise_carrier(ev: _Evidence) -> str:
@@ -379,10 +424,11 @@ def _covered(state: FuseState, points: np.ndarray) -> list[bool]:
 
 
 def _chamber_part(ev: _Evidence) -> _Part:
-    roles = {i: "sample_carrier_edge" for s in ev.slides for i in s.lines}
-    fit = ev.chambers_declared
-    if fit is None:
-        return _Part([], None, roles, [])
+    found = ev.chambers_declared
+    if found is None:
+        return _Part([], None, {i: "sample_carrier_edge" for s in ev.slides for i in s.lines}, [])
+    fit, slide = found
+    roles = {i: "sample_carrier_edge" for i in slide.lines}
     rects = sorted(fit.rects(), key=lambda r: (round(r[0][0], 6), round(r[0][1], 6)))
     samples = []
     for k, (center, size, angle) in enumerate(rects, start=1):
