@@ -363,3 +363,19 @@ def test_training_runs_on_the_device_asked_for_and_records_it(
     monkeypatch.setattr(select_train, "build_data", lambda *a, **k: tiny_select_data)
     rec = select_train.train(tmp_path, steps=2, device=torch.device("cpu"), log=False)
     assert rec.metadata["training"]["device"] == "cpu"
+
+
+def test_train_command_passes_width_and_refuses_balanced_selection(
+    monkeypatch, tmp_path: Path, tiny_select_data
+) -> None:
+    from samplescout.cli import main
+
+    monkeypatch.setattr(select_train, "build_data", lambda *a, **k: tiny_select_data)
+    reg = tmp_path / "reg"
+    args = ["train", "select", "--registry", str(reg), "--steps", "2", "--device", "cpu"]
+    assert main([*args, "--balanced"]) == 2
+    assert not reg.exists()
+    assert main([*args, "--width", "4"]) == 0
+    rec = Registry(reg).resolve("select")
+    assert rec.metadata["hparams"]["width"] == 4
+    assert rec.metadata["training"]["device"] == "cpu"

@@ -461,6 +461,7 @@ def train(
     aliases: tuple[str, ...] = ("identify-default",),
     narrow_frames: int = 3,
     balanced: bool = False,
+    width: int | None = None,
     device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
@@ -478,6 +479,7 @@ def train(
         loss_threshold=loss_threshold,
         seed=seed,
         balanced=balanced,
+        width=width,
         device=device,
         log=log,
     )

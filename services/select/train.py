@@ -205,6 +205,7 @@ def train(
     name: str | None = None,
     aliases: tuple[str, ...] | None = None,
     narrow_frames: int = 3,
+    width: int | None = None,
     device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
@@ -220,6 +221,7 @@ def train(
         steps=steps,
         loss_threshold=loss_threshold,
         seed=seed,
+        width=width,
         device=device,
         log=log,
     )

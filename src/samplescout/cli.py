@@ -506,6 +506,14 @@ def _add_train_parser(sub: Any) -> None:
     )
     p.add_argument("--no-alias", action="store_true", help="do not move the <task>-default alias")
     p.add_argument(
+        "--width", type=int, default=None, help="network width (default: the architecture's)"
+    )
+    p.add_argument(
+        "--balanced",
+        action="store_true",
+        help="identify: draw rare classes more often (about 1/sqrt of their count)",
+    )
+    p.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
@@ -530,6 +538,8 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
         if not sep:
             raise InputError("train", "--context", f"{item!r}: expected KEY=VALUE")
         context[key] = value.split(",") if key == "carriers" else value
+    if ns.balanced and ns.task != "identify":
+        raise InputError("train", "--balanced", "only the identification model is trained balanced")
     common: dict[str, Any] = {
         "data_seeds": ns.data_seeds,
         "loss_threshold": ns.loss_threshold,
@@ -537,6 +547,7 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
         "context": context or None,
         "narrow_frames": ns.narrow_frames,
         "device": _train_device(ns.device),
+        "width": ns.width,
     }
     if ns.steps is not None:
         common["steps"] = ns.steps
@@ -546,7 +557,7 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
         kw: dict[str, Any] = {"name": ns.name} if ns.name else {}
         if ns.no_alias:
             kw["aliases"] = ()
-        rec = identify_train.train(ns.registry, **common, **kw)
+        rec = identify_train.train(ns.registry, balanced=ns.balanced, **common, **kw)
     else:
         from samplescout.select import train as select_train
 
