@@ -379,3 +379,23 @@ def test_train_command_passes_width_and_refuses_balanced_selection(
     rec = Registry(reg).resolve("select")
     assert rec.metadata["hparams"]["width"] == 4
     assert rec.metadata["training"]["device"] == "cpu"
+
+
+def test_identify_training_stores_held_out_accuracy(
+    monkeypatch, tmp_path: Path, tiny_frame
+) -> None:
+    fr = tiny_frame
+    ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=8)
+    geom = FrameGeometry(fr.pose, fr.image.shape[1], fr.image.shape[0])
+    cs = identify_train.crops_from_frame(
+        fr.image, ann, geom, fr.scale, np.random.default_rng(0), n_pos=24, n_neg=8
+    )
+    seen: list[list[int]] = []
+    monkeypatch.setattr(identify_train, "build_data", lambda *a, **k: (cs, {}, {"test": 1}))
+    monkeypatch.setattr(identify_train, "held_out_crops", lambda seeds: seen.append(seeds) or cs)
+    rec = identify_train.train(
+        tmp_path, steps=3, eval_seeds=[77], device=torch.device("cpu"), log=False
+    )
+    m = rec.metadata["metrics"]
+    assert seen == [[77]] and m["held_out_seeds"] == [77] and m["n"] == len(cs)
+    assert 0.0 <= m["shape_accuracy"] <= 1.0 and m["per_class"]

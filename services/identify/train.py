@@ -462,12 +462,16 @@ def train(
     narrow_frames: int = 3,
     balanced: bool = False,
     width: int | None = None,
+    eval_seeds: list[int] | None = None,
     device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
     """Render data, train, and register an identification model; returns its record.
 
     ``balanced`` draws rare classes more often (identify-cnn@1 was trained without it).
+    With ``eval_seeds``, the accuracy on crops of those scenes (hard, full scale, see
+    :func:`held_out_crops`; use seeds the data never saw) goes into the metadata's
+    ``metrics``.
     """
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     seeds = list(data_seeds) if data_seeds is not None else list(range(1000, 1006))
@@ -510,7 +514,7 @@ def train(
             "seconds": round(time.perf_counter() - t0, 1),
         },
         "annotation_quality": quality,
-        "metrics": {},
+        "metrics": held_out_metrics(model, eval_seeds) if eval_seeds else {},
         # defaults of samplescout.identify.hybrid.HybridIdentifier for this model
         "hybrid": dict(HYBRID_DEFAULTS),
     }
@@ -540,3 +544,9 @@ def held_out_crops(
         geom = FrameGeometry(fr.pose, fr.image.shape[1], fr.image.shape[0])
         crops_from_frame(fr.image, ann, geom, fr.scale, rng, size=size, out=cs)
     return cs
+
+
+def held_out_metrics(model: IdentifyNet, seeds: list[int]) -> dict[str, Any]:
+    """:func:`accuracy` on :func:`held_out_crops` of ``seeds``, as stored in ``metrics``."""
+    acc = accuracy(model, held_out_crops(seeds))
+    return {"held_out_seeds": list(seeds), **acc}

@@ -509,6 +509,14 @@ def _add_train_parser(sub: Any) -> None:
         "--width", type=int, default=None, help="network width (default: the architecture's)"
     )
     p.add_argument(
+        "--eval-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="identify: scene seeds (never trained on) whose crops measure the accuracy "
+        "stored in the model's metrics",
+    )
+    p.add_argument(
         "--balanced",
         action="store_true",
         help="identify: draw rare classes more often (about 1/sqrt of their count)",
@@ -538,8 +546,9 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
         if not sep:
             raise InputError("train", "--context", f"{item!r}: expected KEY=VALUE")
         context[key] = value.split(",") if key == "carriers" else value
-    if ns.balanced and ns.task != "identify":
-        raise InputError("train", "--balanced", "only the identification model is trained balanced")
+    for flag, value in (("--balanced", ns.balanced), ("--eval-seeds", ns.eval_seeds)):
+        if value and ns.task != "identify":
+            raise InputError("train", flag, "applies to the identification model only")
     common: dict[str, Any] = {
         "data_seeds": ns.data_seeds,
         "loss_threshold": ns.loss_threshold,
@@ -557,7 +566,9 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
         kw: dict[str, Any] = {"name": ns.name} if ns.name else {}
         if ns.no_alias:
             kw["aliases"] = ()
-        rec = identify_train.train(ns.registry, balanced=ns.balanced, **common, **kw)
+        rec = identify_train.train(
+            ns.registry, balanced=ns.balanced, eval_seeds=ns.eval_seeds, **common, **kw
+        )
     else:
         from samplescout.select import train as select_train
 
@@ -574,6 +585,10 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
         f"registered {rec.ref} in {rec.path.parent.parent}: {t['steps']} steps, "
         f"loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}, {t['seconds']:.0f}s"
     )
+    metrics = rec.metadata.get("metrics") or {}
+    if "shape_accuracy" in metrics:
+        per = ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in metrics["per_class"].items())
+        print(f"held-out shape accuracy {metrics['shape_accuracy']:.3f} ({per})")
     return 0
 
 
