@@ -284,6 +284,10 @@ def test_adaptive_microscope_session_snaps_fewer_frames_than_the_raster(
     doc = json.loads(reply.result.json)
     raster = raster_frame_count(open_microscope(address).describe())
     assert 0 < doc["stats"]["frames"] < raster
+    # the path itself is in the result, as `localize --adaptive` reports it
+    path = doc["stats"]["adaptive"]
+    assert path["frames"] == doc["stats"]["frames"] == len(path["path_mm"])
+    assert path["raster_frames"] == raster and path["stop"] == path["reasons"][-1]
     assert [s.element for s in reply.result.samples] == ["dish_glass"]
 
 

@@ -184,6 +184,7 @@ def test_five_processes_give_the_embedded_result(cluster: Cluster, easy_wide_sli
         < raster_frame_count(open_microscope("sim:petri_dish").describe())
     )
     assert_same_samples(adaptive, local)
+    assert adaptive["stats"]["adaptive"] == local["stats"]["adaptive"]  # the same path
     # SIGTERM drains and exits cleanly.
     assert cluster.stop("select") == 0
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +27,13 @@ def progressive_for(source: FrameSource, requested: bool) -> bool:
     session asks for it, unless the source (an adaptive path that does not read it
     now) says it need not."""
     return requested and bool(getattr(source, "needs_localization", True))
+
+
+def path_summary(source: FrameSource) -> dict[str, Any] | None:
+    """What a source that decides its frames as it goes reports about its path (its
+    ``path_summary()``), else ``None``."""
+    summary = getattr(source, "path_summary", None)
+    return dict(summary()) if callable(summary) else None
 
 
 def cancel_key(session_id: str) -> str:
@@ -102,7 +111,7 @@ class AcquireWorker:
                 )
                 count += 1
             if source.frame_count == 0:
-                self.end_path(session, source.name, count)
+                self.end_path(session, source.name, count, path_summary(source))
         except SampleScoutError as exc:
             self._events.emit(
                 pipeline_pb2.SessionEvent(
@@ -110,9 +119,16 @@ class AcquireWorker:
                 )
             )
 
-    def end_path(self, session: pipeline_pb2.SessionSpec, source: str, count: int) -> None:
+    def end_path(
+        self,
+        session: pipeline_pb2.SessionSpec,
+        source: str,
+        count: int,
+        path: Mapping[str, Any] | None = None,
+    ) -> None:
         """End a session whose frames were decided as they came (``frame_count`` 0):
-        fuse learns the final count now.
+        fuse learns the final count now, and the ``path`` taken (see
+        :func:`path_summary`) for the result's ``stats.adaptive``.
 
         Raises
         ------
@@ -122,7 +138,9 @@ class AcquireWorker:
         if count == 0:
             raise InputError(source, "frames", "the session took no frame")
         session.frame_count = count
-        end = pipeline_pb2.StructuresIdentified(session=session, end_of_session=True)
+        end = pipeline_pb2.StructuresIdentified(
+            session=session, end_of_session=True, path_json=json.dumps(path) if path else ""
+        )
         self._bus.publish(streams.STRUCTURES, end.SerializeToString())
 
     def submit(

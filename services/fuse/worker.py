@@ -83,6 +83,8 @@ class FuseWorker:
             index = str(msg.frame.index)
             if msg.end_of_session:
                 doc["total"] = session.frame_count
+                if msg.path_json:
+                    doc["path"] = json.loads(msg.path_json)
             finished = self._state.get(result_key(sid))
             if finished is not None:
                 if self._state.get(done_key(sid)) is None:
@@ -155,6 +157,8 @@ class FuseWorker:
             context=dict(session.context),
             stats=self._stats(doc["frames"], session),
         )
+        if doc.get("path"):
+            result["stats"]["adaptive"] = doc["path"]
         text = json.dumps(result)
         self._state.set(result_key(sid), text.encode())
         self._announce(sid, text)

@@ -21,7 +21,7 @@ import numpy as np
 from samplescout import bus as streams
 from samplescout.acquire.drivers import open_microscope, open_source
 from samplescout.acquire.sources import AcquiredFrame, FrameSource, FramesSource, UploadSource
-from samplescout.acquire.worker import AcquireWorker, cancel_key, progressive_for
+from samplescout.acquire.worker import AcquireWorker, cancel_key, path_summary, progressive_for
 from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
 from samplescout.consumer import StreamConsumer
@@ -221,7 +221,7 @@ class EmbeddedPipeline:
             if cancel is not None and cancel.is_set():
                 raise SessionCancelled(f"{source.name}: session {sid} cancelled")
             if source.frame_count == 0:
-                self.acquire.end_path(spec, source.name, count)
+                self.acquire.end_path(spec, source.name, count, path_summary(source))
                 self._drain()
             failure = self.state.get(f"samplescout:failed:{sid}")
             if failure is not None:
@@ -871,6 +871,17 @@ class AdaptiveSource:
         """Whether fuse should publish the localization after the coming frames."""
         return self.planner.needs_localization
 
+    def path_summary(self) -> dict[str, Any]:
+        """The path so far, as the result's ``stats.adaptive`` reports it."""
+        return {
+            "frames": len(self.taken),
+            "raster_frames": self.planner.max_frames,
+            "stop": self.steps[-1].reason if self.steps else "",
+            "path_mm": [[round(x, 4), round(y, 4)] for x, y in self.taken],
+            "reasons": [step.reason for step in self.steps],
+            "gains_mm2": [round(step.gain, 1) for step in self.steps],
+        }
+
     def frames(self) -> Iterator[AcquiredFrame]:
         index = 0
         while True:
@@ -976,12 +987,4 @@ def localize_adaptive(
         config=config,
     )
     result = pipe.run(source, session_id=sid, carrier=carrier, progressive=True)
-    result.setdefault("stats", {})["adaptive"] = {
-        "frames": len(source.taken),
-        "raster_frames": source.planner.max_frames,
-        "stop": source.steps[-1].reason if source.steps else "",
-        "path_mm": [[round(x, 4), round(y, 4)] for x, y in source.taken],
-        "reasons": [step.reason for step in source.steps],
-        "gains_mm2": [round(step.gain, 1) for step in source.steps],
-    }
     return result, len(source.taken)

@@ -123,20 +123,22 @@ class RegionsSelected(_message.Message):
     def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[_types_pb2.StructureRegion, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ...) -> None: ...
 
 class StructuresIdentified(_message.Message):
-    __slots__ = ("session", "frame", "structures", "stats", "barcodes", "end_of_session")
+    __slots__ = ("session", "frame", "structures", "stats", "barcodes", "end_of_session", "path_json")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     STRUCTURES_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     BARCODES_FIELD_NUMBER: _ClassVar[int]
     END_OF_SESSION_FIELD_NUMBER: _ClassVar[int]
+    PATH_JSON_FIELD_NUMBER: _ClassVar[int]
     session: SessionSpec
     frame: _types_pb2.Frame
     structures: _containers.RepeatedCompositeFieldContainer[_types_pb2.IdentifiedStructure]
     stats: FrameStats
     barcodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Barcode]
     end_of_session: bool
-    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., structures: _Optional[_Iterable[_Union[_types_pb2.IdentifiedStructure, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ..., barcodes: _Optional[_Iterable[_Union[_types_pb2.Barcode, _Mapping]]] = ..., end_of_session: _Optional[bool] = ...) -> None: ...
+    path_json: str
+    def __init__(self, session: _Optional[_Union[SessionSpec, _Mapping]] = ..., frame: _Optional[_Union[_types_pb2.Frame, _Mapping]] = ..., structures: _Optional[_Iterable[_Union[_types_pb2.IdentifiedStructure, _Mapping]]] = ..., stats: _Optional[_Union[FrameStats, _Mapping]] = ..., barcodes: _Optional[_Iterable[_Union[_types_pb2.Barcode, _Mapping]]] = ..., end_of_session: _Optional[bool] = ..., path_json: _Optional[str] = ...) -> None: ...
 
 class SessionEvent(_message.Message):
     __slots__ = ("session_id", "sequence", "kind", "frame_index", "message", "count", "result")
