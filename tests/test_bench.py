@@ -75,3 +75,16 @@ def test_quick_bench_on_a_tiny_case(tmp_path: Path, capsys: pytest.CaptureFixtur
         row = next(r for r in rows if r.startswith(f"| {name} |"))
         assert row.count("|") == header.count("|")
     assert "### Targets" in text and "Machine:" in text
+
+
+def test_a_child_measures_its_own_peak_memory_not_its_parents() -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    ballast = np.ones(300 * 2**20 // 8)  # the bench parent may be large when it forks
+    code = "from samplescout.bench import peak_rss; print(peak_rss())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) < 150 * 2**20
+    assert bench.peak_rss() >= ballast.nbytes

@@ -185,7 +185,18 @@ def rss_of(pid: int) -> int:
 
 
 def peak_rss() -> int:
-    """Peak resident set size of this process in bytes (``getrusage``, Linux KiB)."""
+    """Peak resident set size of this process's own image in bytes.
+
+    Linux's ``VmHWM`` (``/proc/self/status``) starts afresh at ``exec``; ``getrusage``'s
+    ``ru_maxrss`` (the fallback elsewhere) does not: a child measured right after the
+    fork of a large parent would report the parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
