@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Reproduce the shipped model registry (src/samplescout/models) on CPU.
-# Usage: scripts/train_models.sh [REGISTRY_DIR]   (give an empty or new directory)
+# Usage: scripts/train_models.sh REGISTRY_DIR   (an empty or new directory)
 # Takes about 20-25 minutes on 2 CPU cores; seeds are fixed, data comes from the simulator.
 set -euo pipefail
-REG="${1:-src/samplescout/models}"
+REG="${1:?usage: scripts/train_models.sh REGISTRY_DIR (an empty or new directory)}"
+if [ -d "$REG" ] && [ -n "$(ls -A "$REG")" ]; then
+    echo "$REG is not empty: give an empty or new directory (the shipped registry is" \
+        "src/samplescout/models; compare, then copy the versions over)" >&2
+    exit 2
+fi
 PY="${PYTHON:-python}"
 SEEDS="1000 1001 1002 1003 1004 1005"
 SEEDS_ID="$SEEDS 1006 1007 1008 1009 1010 1011"

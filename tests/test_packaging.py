@@ -42,3 +42,16 @@ def test_wheel_contains_services_and_stubs(tmp_path: Path) -> None:
     ):
         assert module in names, module
     assert not any(n.startswith(("services/", "src/", "tests/")) for n in names)
+
+
+def test_model_training_script_refuses_a_registry_that_holds_models(tmp_path: Path) -> None:
+    script = str(ROOT / "scripts" / "train_models.sh")
+    shipped = ROOT / "src" / "samplescout" / "models"
+    before = sorted(p.name for p in shipped.rglob("*"))
+    # PYTHON=false: should the guard let it through, nothing is trained either.
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": "false"}
+    out = subprocess.run(["bash", script, str(shipped)], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "not empty" in out.stderr
+    assert sorted(p.name for p in shipped.rglob("*")) == before
+    out = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+    assert out.returncode != 0 and "REGISTRY_DIR" in out.stderr
