@@ -122,6 +122,7 @@ class LocalizeConfig:
     dish_concentric_mm: float = 3.0
     min_chamber_line_p: float = 0.3
     min_chamber_score: float = 0.35
+    min_faint_chamber_score: float = 0.3
     min_plate_score_alone: float = 0.3
     min_body_score: float = 0.55
     min_ring_score: float = 0.35
@@ -340,18 +341,26 @@ def recognise_carrier(ev: _Evidence) -> str:
     """``slide``, ``multiwell``, ``chamber_slide``, ``petri_dish`` or ``unknown`` from evidence.
 
     A plate footprint with a well grid on it means a multiwell plate; a slide with a
-    chamber grid of strong walls a chamber slide, else a slide; a dish's outer ring a
+    chamber grid of strong walls, or one that explains faint walls well, a chamber
+    slide, else a slide; a dish's outer ring a
     dish; a well grid alone a plate; cover glasses alone a slide.
     """
     cfg = ev.cfg
     if ev.plate_body is not None and ev.plate_body.score >= cfg.min_body_score:
         return "multiwell"
     slide = ev.slides[0] if ev.slides else None
-    if slide is not None and slide.sides_seen == 4 and slide.score >= cfg.min_body_score:
+    if slide is not None and slide.sides_seen >= 3 and slide.score >= cfg.min_body_score:
+        # Narrow frames often miss one end of a chamber slide (under the holder's clip).
         chambers = ev.chambers
         if chambers is not None and chambers.score >= cfg.min_chamber_score:
             return "chamber_slide"
-        return "slide"
+        # A hard chamber block's walls are faint (classed as cover-glass edges): a grid
+        # that explains them well still means chambers; cover glasses fit it poorly.
+        faint = ev.chambers_declared
+        if faint is not None and faint[0].score >= cfg.min_faint_chamber_score:
+            return "chamber_slide"
+        if slide.sides_seen == 4:
+            return "slide"
     ring = ev.dish_ring
     if ring is not None and ring.span_deg * ring.probability / 360.0 >= cfg.min_ring_score:
         return "petri_dish"
