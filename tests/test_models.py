@@ -347,7 +347,7 @@ def test_hybrid_takes_geometry_from_the_fit_and_the_class_from_a_confident_cnn()
 
 @pytest.mark.parametrize("cuda", [True, False])
 def test_models_pick_cuda_when_present(monkeypatch, cuda: bool) -> None:
-    from samplescout.registry import pick_device
+    from samplescout.inference import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert pick_device().type == ("cuda" if cuda else "cpu")
@@ -399,3 +399,26 @@ def test_identify_training_stores_held_out_accuracy(
     m = rec.metadata["metrics"]
     assert seen == [[77]] and m["held_out_seeds"] == [77] and m["n"] == len(cs)
     assert 0.0 <= m["shape_accuracy"] <= 1.0 and m["per_class"]
+
+
+def test_identifier_folded_for_the_cpu_gives_the_trained_outputs(tmp_path: Path) -> None:
+    from samplescout.identify.model import IdentifyNet
+    from samplescout.identify.net import build_model
+
+    torch.manual_seed(3)
+    m = IdentifyNet(width=4)
+    for mod in m.modules():  # non-trivial batch-norm statistics, so folding them matters
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            assert mod.running_mean is not None and mod.running_var is not None
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 2.0)
+    m.eval()
+    meta = {"task": "identify", "architecture": "cnn", "hparams": m.hparams, "context": {}}
+    rec = Registry(tmp_path).save("identify-cnn", m.state_dict(), meta)
+    folded = build_model(rec, torch.device("cpu"))
+    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in folded.modules())
+    x = torch.randn(5, 2, 64, 64)
+    with torch.inference_mode():
+        want, got = m(x), folded(x.contiguous(memory_format=torch.channels_last))
+    for k in want:
+        assert torch.allclose(want[k], got[k], atol=1e-4), k

@@ -12,16 +12,21 @@ from samplescout.annotate import ELEMENT_CLASSES, SIZE_CLASSES
 from samplescout.contracts import STRUCTURE_CLASSES, Region, Structure
 from samplescout.geometry import FrameGeometry
 from samplescout.identify.model import IdentifyNet, crop_offset, prepare_crop
-from samplescout.registry import ModelRecord, Registry, pick_device
+from samplescout.inference import fuse_for_inference, pick_device
+from samplescout.registry import ModelRecord, Registry
 
 _NO_GEOMETRY = frozenset({"no_structure", "label"})
 
 
 def build_model(record: ModelRecord, device: torch.device) -> IdentifyNet:
-    """Instantiate the record's network and load its weights (eval mode)."""
+    """Instantiate the record's network and load its weights (eval mode; on the CPU with
+    its conv + batch-norm blocks folded, see :func:`fuse_for_inference`)."""
     model = IdentifyNet(**record.metadata.get("hparams", {}))
     model.load_state_dict(record.load_state_dict(device))
-    return model.to(device).eval()
+    model.eval()
+    if device.type == "cpu":
+        fuse_for_inference(model)  # in place
+    return model.to(device)
 
 
 def _clip_line(
@@ -85,7 +90,7 @@ class NetIdentifier:
         xs = [prepare_crop(c, self.size)[0] for c in crops]
         x = torch.from_numpy(np.stack(xs)).to(self.device)
         with torch.inference_mode():
-            out = self.model(x)
+            out = self.model(x.contiguous(memory_format=torch.channels_last))
         return {
             "shape": torch.softmax(out["shape"], 1).cpu().numpy(),
             "element": torch.softmax(out["element"], 1).cpu().numpy(),

@@ -32,8 +32,9 @@ from samplescout.coarse import to_gray_float
 from samplescout.contracts import STRUCTURE_CLASSES
 from samplescout.geometry import FrameGeometry
 from samplescout.identify.model import IdentifyNet, prepare_crop
+from samplescout.inference import pick_device
 from samplescout.progress import progress
-from samplescout.registry import ModelRecord, Registry, data_hash, pick_device
+from samplescout.registry import ModelRecord, Registry, data_hash
 from samplescout.training import LossMonitor
 
 ROUND_CLASSES = frozenset({"round_cover_glass_edge", "round_structure", "well"})

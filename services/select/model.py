@@ -172,23 +172,3 @@ class PatchNet(nn.Module):
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": SelectUNet, "patch": PatchNet}
-
-
-def fuse_for_inference(model: nn.Module) -> nn.Module:
-    """Fold every conv + batch-norm + ReLU into one conv, in channels-last layout (eval only).
-
-    Two to three times faster on CPU; the outputs equal the unfused model's to float
-    rounding.
-    """
-    from torch.ao.quantization import fuse_modules
-
-    model.eval()
-    for mod in model.modules():
-        if (
-            isinstance(mod, nn.Sequential)
-            and len(mod) == 3
-            and isinstance(mod[0], nn.Conv2d)
-            and isinstance(mod[1], nn.BatchNorm2d)
-        ):
-            fuse_modules(mod, ["0", "1", "2"], inplace=True)
-    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

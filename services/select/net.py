@@ -11,11 +11,11 @@ import torch
 from samplescout.coarse import coarse_box_to_full
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, normalize_angle_deg
-from samplescout.registry import ModelRecord, Registry, pick_device
+from samplescout.inference import fuse_for_inference, pick_device
+from samplescout.registry import ModelRecord, Registry
 from samplescout.select.model import (
     ARCHITECTURES,
     MAX_COARSE_PIXEL_MM,
-    fuse_for_inference,
     normalised_input,
     pad_to,
     pool_probabilities,

@@ -7,7 +7,7 @@ import torch
 
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry
-from samplescout.registry import pick_device
+from samplescout.inference import pick_device
 from samplescout.select.model import PatchNet, pad_to, prepare_input
 from samplescout.select.net import (
     Candidate,

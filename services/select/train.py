@@ -25,8 +25,9 @@ from samplescout.annotate import (
     render_frames,
 )
 from samplescout.coarse import DEFAULT_FACTOR, make_coarse
+from samplescout.inference import pick_device
 from samplescout.progress import progress
-from samplescout.registry import ModelRecord, Registry, data_hash, pick_device
+from samplescout.registry import ModelRecord, Registry, data_hash
 from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
 from samplescout.training import LossMonitor
 

@@ -41,11 +41,6 @@ def shipped_root() -> Path:
     return Path(__file__).resolve().parent / "models"
 
 
-def pick_device() -> torch.device:
-    """The device models run on: CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @dataclass(frozen=True, slots=True)
 class ModelRecord:
     """One registered model version."""
