@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -603,6 +603,23 @@ class AdaptivePlanner:
         maps.cover = value * self.config.cover_weight
         return float((value > 0).sum()) * g.cell * g.cell
 
+    def _edge_segments(
+        self, loc: Mapping[str, Any], carrier: str
+    ) -> Iterator[tuple[FloatArray, FloatArray]]:
+        """Centre lines of the result's straight structures of the carrier's sample-edge
+        classes with p >= ``edge_min_probability`` (fitted circles are samples, handled
+        as such)."""
+        classes = FOLLOW_CLASSES.get(carrier, FOLLOW_CLASSES["unknown"])
+        for s in loc.get("structures") or []:
+            if (
+                s.get("class") not in classes
+                or float(s.get("probability", 0)) < self.config.edge_min_probability
+            ):
+                continue
+            poly = np.asarray(s.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
+            if len(poly) == 4:
+                yield _segment_of(poly)
+
     def _pieces(
         self, loc: Mapping[str, Any], carrier: str, excluded: NDArray[np.uint8]
     ) -> tuple[FloatArray, FloatArray]:
@@ -610,20 +627,10 @@ class AdaptivePlanner:
         carrier (p >= ``edge_min_probability``, at least ``piece_min_mm`` long)."""
         cfg = self.config
         g = self._grid
-        classes = FOLLOW_CLASSES.get(carrier, FOLLOW_CLASSES["unknown"])
         region = self._sample_region(carrier)[0]
         mids: list[FloatArray] = []
         angles: list[float] = []
-        for s in loc.get("structures") or []:
-            if (
-                s.get("class") not in classes
-                or float(s.get("probability", 0)) < cfg.edge_min_probability
-            ):
-                continue
-            poly = np.asarray(s.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
-            if len(poly) != 4:
-                continue
-            a, b = _segment_of(poly)
+        for a, b in self._edge_segments(loc, carrier):
             if float(np.linalg.norm(b - a)) < cfg.piece_min_mm:
                 continue
             mid = (a + b) / 2
@@ -931,7 +938,6 @@ class AdaptivePlanner:
         """Paint the continuation of every open sample edge; returns how many are open."""
         cfg = self.config
         g = self._grid
-        classes = FOLLOW_CLASSES.get(carrier, FOLLOW_CLASSES["unknown"])
         region = self._sample_region(carrier)[0]
         rows, cols = np.nonzero(region)
         xs, ys = g.centres()
@@ -940,16 +946,7 @@ class AdaptivePlanner:
         follow = cfg.follow_mm or 0.75 * max(self.field_mm)
         paint = np.zeros(g.shape, np.float32)
         count = 0
-        for s in loc.get("structures") or []:
-            if (
-                s.get("class") not in classes
-                or float(s.get("probability", 0)) < cfg.edge_min_probability
-            ):
-                continue
-            poly = np.asarray(s.get("polygon_mm") or [], dtype=np.float64).reshape(-1, 2)
-            if len(poly) != 4:
-                continue  # fitted circles are samples, handled as such
-            a, b = _segment_of(poly)
+        for a, b in self._edge_segments(loc, carrier):
             length = float(np.linalg.norm(b - a))
             if length < cfg.edge_min_length_mm:
                 continue
