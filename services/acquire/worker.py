@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -111,7 +111,7 @@ class AcquireWorker:
                 )
                 count += 1
             if source.frame_count == 0:
-                self.end_path(session, source.name, count, path_summary(source))
+                self.end_path(session, source, count)
         except SampleScoutError as exc:
             self._events.emit(
                 pipeline_pb2.SessionEvent(
@@ -122,12 +122,11 @@ class AcquireWorker:
     def end_path(
         self,
         session: pipeline_pb2.SessionSpec,
-        source: str,
+        source: FrameSource,
         count: int,
-        path: Mapping[str, Any] | None = None,
     ) -> None:
-        """End a session whose frames were decided as they came (``frame_count`` 0):
-        fuse learns the final count now, and the ``path`` taken (see
+        """End a session whose frames ``source`` decided as they came (``frame_count``
+        0): fuse learns the final count now, and the path taken (see
         :func:`path_summary`) for the result's ``stats.adaptive``.
 
         Raises
@@ -136,8 +135,9 @@ class AcquireWorker:
             The path took no frame.
         """
         if count == 0:
-            raise InputError(source, "frames", "the session took no frame")
+            raise InputError(source.name, "frames", "the session took no frame")
         session.frame_count = count
+        path = path_summary(source)
         end = pipeline_pb2.StructuresIdentified(
             session=session, end_of_session=True, path_json=json.dumps(path) if path else ""
         )

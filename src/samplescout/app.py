@@ -21,7 +21,7 @@ import numpy as np
 from samplescout import bus as streams
 from samplescout.acquire.drivers import open_microscope, open_source
 from samplescout.acquire.sources import AcquiredFrame, FrameSource, FramesSource, UploadSource
-from samplescout.acquire.worker import AcquireWorker, cancel_key, path_summary, progressive_for
+from samplescout.acquire.worker import AcquireWorker, cancel_key, progressive_for
 from samplescout.bus import Delivery, InMemoryBus
 from samplescout.config import Method, Settings
 from samplescout.consumer import StreamConsumer
@@ -221,7 +221,7 @@ class EmbeddedPipeline:
             if cancel is not None and cancel.is_set():
                 raise SessionCancelled(f"{source.name}: session {sid} cancelled")
             if source.frame_count == 0:
-                self.acquire.end_path(spec, source.name, count, path_summary(source))
+                self.acquire.end_path(spec, source, count)
                 self._drain()
             failure = self.state.get(f"samplescout:failed:{sid}")
             if failure is not None:
