@@ -267,7 +267,7 @@ class _Evidence:
     def chambers(self) -> ChamberFit | None:
         """The chamber grid from wall-like edges (what recognition asks: faint edges,
         classed as cover-glass edges, do not count), on the best slide."""
-        return self._chamber_fit(faint=False, slides=self.slides)
+        return self._chamber_fit(faint=False, slide=self.slides[0] if self.slides else None)
 
     @property
     def chambers_declared(self) -> tuple[ChamberFit, Rect] | None:
@@ -285,7 +285,7 @@ class _Evidence:
         def make() -> tuple[ChamberFit, Rect] | None:
             best: tuple[float, ChamberFit, Rect] | None = None
             for s in self._distinct_slides():
-                fit = self._chamber_fit(faint=True, slides=[s])
+                fit = self._chamber_fit(faint=True, slide=s)
                 if fit is not None and (best is None or fit.score * s.score > best[0] + 1e-9):
                     best = (fit.score * s.score, fit, s)
                 if best is not None and best[1].score >= self.cfg.chamber_fit_trusted:
@@ -314,10 +314,10 @@ class _Evidence:
                 out.append(c)
         return out
 
-    def _chamber_fit(self, faint: bool, slides: list[Rect]) -> ChamberFit | None:
-        if not slides:
+    def _chamber_fit(self, faint: bool, slide: Rect | None) -> ChamberFit | None:
+        if slide is None:
             return None
-        s = slides[0]
+        s = slide
 
         def make() -> ChamberFit | None:
             return fit_chambers(

@@ -509,7 +509,7 @@ def train(
             "steps": info["steps"],
             "seed": seed,
             "balanced": balanced,
-            "device": str(next(model.parameters()).device.type),
+            "device": next(model.parameters()).device.type,
             "first_loss": info["first_loss"],
             "final_loss": info["final_loss"],
             "seconds": round(time.perf_counter() - t0, 1),

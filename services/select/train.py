@@ -244,7 +244,7 @@ def train(
             "frames": len(data.inputs),
             "steps": info["steps"],
             "seed": seed,
-            "device": str(next(model.parameters()).device.type),
+            "device": next(model.parameters()).device.type,
             "first_loss": info["first_loss"],
             "final_loss": info["final_loss"],
             "seconds": round(time.perf_counter() - t0, 1),
