@@ -36,7 +36,7 @@ def run_classical(bundle_path: Path, method: str = "coarse") -> dict[str, Any]:
         grey = to_gray_float(image)
         crops = [(r, grey[r.box_px[1] : r.box_px[3], r.box_px[0] : r.box_px[2]]) for r in regions]
         state.add(identifier.identify(crops, geometry))
-        state.add_frame(spec.index, geometry.footprint_mm())
+        state.add_frame(spec.index, geometry)
     return localize(state, bundle.manifest.carrier)
 
 

@@ -10,7 +10,7 @@ import pytest
 from samplescout.contracts import Region, Structure
 from samplescout.fuse import FuseState, localize
 from samplescout.fuse.state import fuse_lines
-from samplescout.geometry import polygon_iou, rectangle_polygon
+from samplescout.geometry import FrameGeometry, Pose, polygon_iou, rectangle_polygon
 
 _COUNTER = iter(range(10**6))
 
@@ -136,7 +136,7 @@ def test_no_structure_is_only_counted() -> None:
 def test_state_round_trips_through_json() -> None:
     state = FuseState()
     state.add(_scene())
-    state.add_frame(0, [[0.0, 0.0], [20.0, 0.0], [20.0, 15.0], [0.0, 15.0]])
+    state.add_frame(0, FrameGeometry(Pose((10.0, 7.5), 0.01), 2000, 1500))
     again = FuseState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert again.to_dict() == state.to_dict()
     assert localize(again, "slide") == localize(state, "slide")
@@ -301,7 +301,7 @@ def test_single_edge_cover_glass_with_a_known_size() -> None:
     structures += _pieces(glass[0], glass[1], 5.0, 0, "straight_cover_glass_edge")
     state = FuseState()
     state.add(structures)
-    state.add_frame(0, [[0.0, 0.0], [80.0, 0.0], [80.0, 30.0], [0.0, 30.0]])
+    state.add_frame(0, FrameGeometry(Pose((40.0, 15.0), 0.02), 4000, 1500))
     (sample,) = localize(state, "slide")["samples"]
     assert sorted(sample["size_mm"]) == [24.0, 50.0]
     assert polygon_iou(sample["polygon_mm"], glass) > 0.95

@@ -20,6 +20,12 @@ import cv2
 import numpy as np
 
 from samplescout.fuse.chambers import ChamberFit, fit_chambers
+from samplescout.fuse.outline import (
+    CoarseViews,
+    OutlineConfig,
+    circle_outlines,
+    rectangle_outlines,
+)
 from samplescout.fuse.plate import PlateBody, PlateFit, arcs_of, fit_plate
 from samplescout.fuse.state import (
     CircleSource,
@@ -134,21 +140,31 @@ class LocalizeConfig:
     max_slide_alternatives: int = 4
     chamber_fit_trusted: float = 0.5
     slide_alternative_share: float = 0.7
+    outline: OutlineConfig = field(default_factory=OutlineConfig)
+    outline_slide_margin_mm: float = -0.3
+    outline_half_confidence_z: float = 4.0
+    outline_override_z: float = 5.0
 
 
 def localize(
-    state: FuseState, carrier: str | None, config: LocalizeConfig | None = None
+    state: FuseState,
+    carrier: str | None,
+    config: LocalizeConfig | None = None,
+    *,
+    views: CoarseViews | None = None,
 ) -> dict[str, Any]:
     """The SPEC section 3 parts ``carrier``, ``samples``, ``plate``, ``structures``, ``barcodes``.
 
     ``carrier`` as given by the bundle (``None`` or ``"unknown"``: recognised from the
-    evidence, see :func:`recognise_carrier`).
+    evidence, see :func:`recognise_carrier`). With the frames' coarse data (``views``),
+    cover glasses whose edges identification missed are also searched for by their
+    whole outline (:mod:`samplescout.fuse.outline`).
     """
     cfg = config or LocalizeConfig()
     entries = state.sorted_structures()
     line_entries = [e for e in entries if e["segment"] is not None]
     lines = [ln for ln in fuse_lines(line_entries, method=cfg.vote) if ln.length >= cfg.min_line_mm]
-    ev = _Evidence(state, entries, line_entries, lines, cfg)
+    ev = _Evidence(state, entries, line_entries, lines, cfg, views)
     if carrier in (None, "unknown"):
         carrier = recognise_carrier(ev)
     if carrier == "multiwell":
@@ -190,12 +206,14 @@ class _Evidence:
         line_entries: list[dict[str, Any]],
         lines: list[LineSource],
         cfg: LocalizeConfig,
+        views: CoarseViews | None = None,
     ) -> None:
         self.state = state
         self.entries = entries
         self.line_entries = line_entries
         self.lines = lines
         self.cfg = cfg
+        self.views = views
         self._cache: dict[str, Any] = {}
 
     def _get(self, key: str, make: Any) -> Any:
@@ -606,6 +624,7 @@ def _slide_part(ev: _Evidence) -> _Part:
         c.lines = [free[i] for i in c.lines]
         roles.update({i: "straight_cover_glass_edge" for i in c.lines})
     covers += _single_edge_covers(ev, covers, circles, roles)
+    outlined, covers, circles = _outline_glasses(ev, covers, circles)
 
     samples: list[dict[str, Any]] = []
     for r in covers:
@@ -635,6 +654,7 @@ def _slide_part(ev: _Evidence) -> _Part:
                 "confidence": float(c.probability),
             }
         )
+    samples += outlined
     samples.sort(key=lambda s: (round(s["center_mm"][0], 6), round(s["center_mm"][1], 6)))
     for k, sample in enumerate(samples, start=1):
         sample["label"] = str(k)
@@ -1213,6 +1233,74 @@ def _single_edge_covers(
         taken.append(rect.polygon())
         out.append(rect)
     return out
+
+
+def _outline_glasses(
+    ev: _Evidence, covers: list[Rect], circles: list[CircleSource]
+) -> tuple[list[dict[str, Any]], list[Rect], list[CircleSource]]:
+    """Cover glasses found by their whole outline on the coarse data (see
+    :mod:`samplescout.fuse.outline`), and the glasses found from the edges that they
+    leave standing.
+
+    An outline counts on the slide (``outline_slide_margin_mm`` from its sides), with
+    no side along a carrier edge (a label's edge and the slide's own sides outline
+    slide-sized ghosts), best first. One scoring at least ``outline_override_z``
+    replaces the glasses from edges it overlaps (such a whole outline is stronger
+    evidence than a few pieces of edge; a glass from its edges is often a circle
+    through pieces of a square's sides), a weaker one only fills a gap.
+    """
+    cfg = ev.cfg
+    if ev.views is None or not ev.slides:
+        return [], covers, circles
+    views = ev.views.views()
+    if not views:
+        return [], covers, circles
+    slide = ev.slides[0]
+    canvas = (slide.size[0] + 2.0, slide.size[1] + 2.0)
+    hits = rectangle_outlines(
+        views, slide.center, slide.angle_deg, canvas, COVER_GLASS_SIZES, cfg.outline
+    ) + circle_outlines(
+        views, slide.center, slide.angle_deg, canvas, COVER_GLASS_DIAMETERS, cfg.outline
+    )
+    carrier_edges = _Lines([ln for ln in ev.lines if ln.shape_class == "sample_carrier_edge"])
+    found: list[tuple[Rect | CircleSource, np.ndarray]] = [(r, r.polygon()) for r in covers]
+    found += [(c, circle_polygon(c.center, 2 * c.radius)) for c in circles]
+    taken: list[np.ndarray] = []
+    out: list[dict[str, Any]] = []
+    for hit in sorted(hits, key=lambda h: (-round(h.z, 9), h.center, h.size)):
+        if hit.shape == "rectangle":
+            rect = Rect(center=hit.center, size=(hit.size[0], hit.size[1]), angle_deg=hit.angle_deg)
+            poly = rect.polygon()
+            if _sides_seen(rect, carrier_edges, cfg):
+                continue
+        else:
+            poly = circle_polygon(hit.center, hit.size[0])
+        if not all(_on_any(p, [slide], -cfg.outline_slide_margin_mm) for p in poly):
+            continue
+        if any(polygon_iou(poly, t) > cfg.max_overlap_iou for t in taken):
+            continue
+        overlapped = [f for f in found if polygon_iou(poly, f[1]) > cfg.max_overlap_iou]
+        if overlapped and hit.z < cfg.outline_override_z:
+            continue
+        found = [f for f in found if all(f is not o for o in overlapped)]
+        taken.append(poly)
+        out.append(
+            {
+                "element": "cover_glass",
+                "shape": hit.shape,
+                "center_mm": [float(hit.center[0]), float(hit.center[1])],
+                "size_mm": [float(v) for v in hit.size],
+                "angle_deg": float(hit.angle_deg) if hit.shape == "rectangle" else 0.0,
+                "polygon_mm": _poly(poly),
+                "confidence": float(hit.z / (hit.z + cfg.outline_half_confidence_z)),
+            }
+        )
+    kept = [f[0] for f in found]
+    return (
+        out,
+        [r for r in covers if any(r is k for k in kept)],
+        [c for c in circles if any(c is k for k in kept)],
+    )
 
 
 def _inside_frames(state: FuseState, points: np.ndarray, cfg: LocalizeConfig) -> bool:

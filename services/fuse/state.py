@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from samplescout.contracts import STRUCTURE_CLASSES, Structure
+from samplescout.geometry import FrameGeometry
 
 STATE_VERSION = 1
 
@@ -27,12 +28,15 @@ class FuseState:
 
     ``structures`` holds one JSON object per identified edge or label (``no_structure``
     results are only counted); ``footprints`` maps a frame index (as a string, JSON
-    keys are strings) to the frame outline in holder mm; ``barcodes`` holds the codes
-    read on label crops (SPEC section 3 objects plus the frame index).
+    keys are strings) to the frame outline in holder mm, ``geometries`` to its pose and
+    pixel size (:meth:`FrameGeometry.to_dict`, where the frame's pixels can be read
+    again); ``barcodes`` holds the codes read on label crops (SPEC section 3 objects
+    plus the frame index).
     """
 
     structures: list[dict[str, Any]] = field(default_factory=list)
     footprints: dict[str, list[list[float]]] = field(default_factory=dict)
+    geometries: dict[str, dict[str, Any]] = field(default_factory=dict)
     empty_regions: int = 0
     barcodes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -56,9 +60,12 @@ class FuseState:
                 }
             )
 
-    def add_frame(self, frame_index: int, footprint_mm: Iterable[Iterable[float]]) -> None:
-        """Record a frame's outline in holder mm (see ``FrameGeometry.footprint_mm``)."""
-        self.footprints[str(frame_index)] = [[float(x), float(y)] for x, y in footprint_mm]
+    def add_frame(self, frame_index: int, geometry: FrameGeometry) -> None:
+        """Record where a frame lies: its outline in holder mm and its geometry."""
+        self.footprints[str(frame_index)] = [
+            [float(x), float(y)] for x, y in geometry.footprint_mm()
+        ]
+        self.geometries[str(frame_index)] = geometry.to_dict()
 
     def sorted_structures(self) -> list[dict[str, Any]]:
         """The stored structures in an order independent of their arrival, each once
@@ -74,6 +81,7 @@ class FuseState:
             "version": STATE_VERSION,
             "structures": [dict(s) for s in self.structures],
             "footprints": {k: [list(p) for p in v] for k, v in self.footprints.items()},
+            "geometries": {k: dict(v) for k, v in self.geometries.items()},
             "empty_regions": self.empty_regions,
             "barcodes": [dict(b) for b in self.barcodes],
         }
@@ -87,6 +95,7 @@ class FuseState:
             footprints={
                 str(k): [list(p) for p in v] for k, v in data.get("footprints", {}).items()
             },
+            geometries={str(k): dict(v) for k, v in data.get("geometries", {}).items()},
             empty_regions=int(data.get("empty_regions", 0)),
             barcodes=[dict(b) for b in data.get("barcodes", [])],
         )

@@ -7,10 +7,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 from google.protobuf import json_format
 
 from samplescout.contracts import PROTO_TO_CARRIER, Structure, pose_from_proto
+from samplescout.framestore import FrameStore, frame_key
 from samplescout.fuse.localize import localize
+from samplescout.fuse.outline import CoarseViews
 from samplescout.fuse.state import FuseState
 from samplescout.geometry import FrameGeometry
 from samplescout.result import assemble_result
@@ -60,6 +63,10 @@ class FuseWorker:
 
     The state is serialisable data kept in ``state`` (a :class:`StateStore`), so any
     replica can continue a session. A frame delivered twice changes nothing.
+
+    With a frame ``store``, localization also reads the frames' coarse data (whole
+    cover-glass outlines are checked on them, see :mod:`samplescout.fuse.outline`);
+    without one it works from the identified structures alone.
     """
 
     def __init__(
@@ -67,11 +74,16 @@ class FuseWorker:
         *,
         state: StateStore,
         events: EventSink,
+        store: FrameStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
         self._events = events
+        self._store = store
         self._clock = clock
+
+    def _views(self, session_id: str, fuse: FuseState) -> CoarseViews | None:
+        return None if self._store is None else StoredCoarseViews(self._store, session_id, fuse)
 
     def handle(self, payload: bytes) -> None:
         msg = pipeline_pb2.StructuresIdentified.FromString(payload)
@@ -96,10 +108,7 @@ class FuseWorker:
                     return  # a redelivered frame changes nothing
                 fuse.add([Structure.from_proto(s) for s in msg.structures])
                 f = msg.frame
-                fuse.add_frame(
-                    f.index,
-                    FrameGeometry(pose_from_proto(f.pose), f.width, f.height).footprint_mm(),
-                )
+                fuse.add_frame(f.index, FrameGeometry(pose_from_proto(f.pose), f.width, f.height))
                 fuse.add_barcodes(
                     f.index,
                     [
@@ -129,6 +138,7 @@ class FuseWorker:
         self, session: pipeline_pb2.SessionSpec, fuse: FuseState, doc: dict[str, Any]
     ) -> None:
         """Publish the localization so far (an adaptive overview path steers by it)."""
+        # Without the outline search: this runs after every frame and must stay cheap.
         fused = localize(fuse, PROTO_TO_CARRIER.get(session.carrier))
         event = pipeline_pb2.SessionEvent(
             session_id=session.session_id,
@@ -150,7 +160,7 @@ class FuseWorker:
     ) -> None:
         sid = session.session_id
         carrier = PROTO_TO_CARRIER.get(session.carrier)
-        fused = localize(fuse, carrier)
+        fused = localize(fuse, carrier, views=self._views(sid, fuse))
         result = assemble_result(
             fused,
             models=models_used(doc["frames"]),
@@ -204,3 +214,27 @@ class FuseWorker:
                 "identify": round(totals["identify_seconds"], 4),
             },
         }
+
+
+class StoredCoarseViews:
+    """:class:`CoarseViews` of one session's frames in a frame store (coarse data only)."""
+
+    def __init__(self, store: FrameStore, session_id: str, fuse: FuseState) -> None:
+        self._store = store
+        self._session = session_id
+        self._geometries = fuse.geometries
+
+    def views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
+        out = []
+        for index, data in sorted(self._geometries.items(), key=lambda kv: int(kv[0])):
+            key = frame_key(self._session, int(index))
+            try:
+                factor = self._store.info(key).factor
+                coarse = self._store.coarse(key)
+            except KeyError:
+                continue  # expired or never stored: fusion goes on without its pixels
+            geometry = FrameGeometry.from_dict(data).scaled(factor)
+            if coarse.shape != (geometry.height, geometry.width):
+                continue
+            out.append((coarse, geometry))
+        return out

@@ -143,7 +143,7 @@ class EmbeddedPipeline:
             top_k=settings.top_k,
             read_budget=settings.read_budget,
         )
-        fuse = FuseWorker(state=self.state, events=self.events)
+        fuse = FuseWorker(state=self.state, events=self.events, store=self.store)
         self._stages: list[tuple[str, str, Callable[[bytes], None], type[Any]]] = [
             (streams.FRAMES, "select", select.handle, pipeline_pb2.FrameAcquired),
             (streams.REGIONS, "identify", identify.handle, pipeline_pb2.RegionsSelected),
@@ -216,8 +216,9 @@ class EmbeddedPipeline:
                 index = frame.index
                 del frame
                 self._drain()
-                # Drained: the frame's stages are done, so its pixels can go (flat memory).
-                self.store.delete_frame(frame_key(sid, index))
+                # Drained: the frame's crops are read, so its full-res pixels can go (flat
+                # memory); its coarse data stay for fusion's outline checks.
+                self.store.release_full_res(frame_key(sid, index))
             if cancel is not None and cancel.is_set():
                 raise SessionCancelled(f"{source.name}: session {sid} cancelled")
             if source.frame_count == 0:
@@ -573,7 +574,7 @@ def build_stage_handler(
             read_budget=settings.read_budget,
         ).handle
     if name == "fuse":
-        return FuseWorker(state=backends.state, events=backends.events).handle
+        return FuseWorker(state=backends.state, events=backends.events, store=backends.store).handle
     raise ValueError(f"unknown service {name!r} (one of {', '.join(SERVICES)})")
 
 

@@ -35,7 +35,9 @@ class FrameStore(Protocol):
     - ``crop`` returns the grey ``float32`` full-res pixels of ``box = (x0, y0, x1, y1)``
       (clipped to the frame) and adds their number to ``pixels_read(key)``.
     - ``delete_session`` removes every frame whose key starts with ``f"{session}/"``;
-      ``delete_frame`` removes one frame (its work is done).
+      ``release_full_res`` drops one frame's full-resolution pixels once its crops are
+      read (``crop`` fails after it); its coarse data and ``info`` stay until
+      ``delete_session``, for fusion's whole-outline checks.
     - ``bytes_moved(key)`` is ``(written, read)``: the bytes ``put`` stored for the
       frame and the bytes ``coarse``/``crop`` fetched for it in this process.
     """
@@ -52,7 +54,7 @@ class FrameStore(Protocol):
 
     def delete_session(self, session: str) -> None: ...
 
-    def delete_frame(self, key: str) -> None: ...
+    def release_full_res(self, key: str) -> None: ...
 
     def bytes_moved(self, key: str) -> tuple[int, int]: ...
 
@@ -116,10 +118,9 @@ class InMemoryFrameStore:
             written, read = self._moved.get(key, (0, 0))
             return written, read
 
-    def delete_frame(self, key: str) -> None:
+    def release_full_res(self, key: str) -> None:
         with self._lock:
-            for d in (self._full, self._coarse, self._info, self._read, self._moved):
-                d.pop(key, None)
+            self._full.pop(key, None)
 
     def delete_session(self, session: str) -> None:
         prefix = f"{session}/"

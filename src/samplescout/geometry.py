@@ -8,7 +8,9 @@ maps pixel ``(u, v)`` (pixel centres at integers) to
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -46,6 +48,37 @@ class FrameGeometry:
     pose: Pose
     width: int
     height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON data: the pose's fields plus ``width`` and ``height``."""
+        return {**self.pose.to_dict(), "width": int(self.width), "height": int(self.height)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FrameGeometry:
+        """Inverse of :meth:`to_dict`."""
+        cx, cy = data["center_mm"]
+        pose = Pose(
+            (float(cx), float(cy)), float(data["pixel_size_mm"]), float(data["rotation_deg"])
+        )
+        return cls(pose, int(data["width"]), int(data["height"]))
+
+    def scaled(self, factor: int) -> FrameGeometry:
+        """The geometry of this frame reduced by ``factor`` (area blocks, as
+        :func:`samplescout.coarse.make_coarse` makes it): block ``i`` covers pixels
+        ``[i*factor, (i+1)*factor)``, trailing pixels that fill no block dropped."""
+        cw, ch = self.width // factor, self.height // factor
+        centre = self.pixel_to_holder(
+            (
+                (cw - 1) / 2.0 * factor + (factor - 1) / 2.0,
+                (ch - 1) / 2.0 * factor + (factor - 1) / 2.0,
+            )
+        )
+        pose = Pose(
+            (float(centre[0]), float(centre[1])),
+            self.pose.pixel_size_mm * factor,
+            self.pose.rotation_deg,
+        )
+        return FrameGeometry(pose, cw, ch)
 
     @property
     def _matrix(self) -> FloatArray:

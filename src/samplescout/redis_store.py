@@ -148,8 +148,8 @@ class RedisFrameStore:
         raw = self._r.get(self._k(key, "read"))
         return int(raw) if raw else 0
 
-    def delete_frame(self, key: str) -> None:
-        names = list(self._r.scan_iter(match=self._k(key, "*"), count=1000))
+    def release_full_res(self, key: str) -> None:
+        names = list(self._r.scan_iter(match=self._k(key, "t:*"), count=1000))
         if names:
             self._r.delete(*names)
 
