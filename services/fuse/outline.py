@@ -94,13 +94,26 @@ def step_canvas(
     """
     w = max(5, round(size_mm[0] / resolution_mm))
     h = max(5, round(size_mm[1] / resolution_mm))
-    xy = _canvas_points(center, angle_deg, resolution_mm, (h, w)).reshape(-1, 2)
+    xy = _canvas_points(center, angle_deg, resolution_mm, (h, w))
     gx = np.zeros((h, w), np.float32)
     gy = np.zeros((h, w), np.float32)
     have_x = np.zeros((h, w), bool)
     have_y = np.zeros((h, w), bool)
+    a = math.radians(angle_deg)
+    to_local = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
     for coarse, geometry in views:
-        uv = geometry.holder_to_pixel(xy).reshape(h, w, 2).astype(np.float32)
+        # only the canvas window this frame can cover
+        ij = (geometry.footprint_mm() - np.asarray(center)) @ to_local.T / resolution_mm
+        ij += np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+        j0, i0 = np.floor(ij.min(axis=0)).astype(int) - 2
+        j1, i1 = np.ceil(ij.max(axis=0)).astype(int) + 3
+        j0, i0, j1, i1 = max(j0, 0), max(i0, 0), min(j1, w), min(i1, h)
+        if j1 - j0 < 3 or i1 - i0 < 3:
+            continue
+        win = (slice(i0, i1), slice(j0, j1))
+        sub = xy[win]
+        uv = geometry.holder_to_pixel(sub.reshape(-1, 2)).reshape(*sub.shape[:2], 2)
+        uv = uv.astype(np.float32)
         ch, cw = coarse.shape
         inside = (
             (uv[..., 0] >= 0.0)
@@ -117,12 +130,12 @@ def step_canvas(
             cv2.INTER_LINEAR,
         )
         fx, fy, mx, my = _steps(img, inside, clip)
-        mx &= ~have_x
-        my &= ~have_y
-        gx[mx] = fx[mx]
-        gy[my] = fy[my]
-        have_x |= mx
-        have_y |= my
+        mx &= ~have_x[win]
+        my &= ~have_y[win]
+        gx[win][mx] = fx[mx]
+        gy[win][my] = fy[my]
+        have_x[win] |= mx
+        have_y[win] |= my
     return gx, gy
 
 
@@ -239,8 +252,9 @@ def circle_outlines(
         for kx, ky, count in _ring_kernels(r, cfg.circle_sectors):
             # correlation: the response at p sums the outward step over the sector of
             # the ring around p
-            resp = cv2.filter2D(gx, -1, kx, borderType=cv2.BORDER_CONSTANT)
-            resp += cv2.filter2D(gy, -1, ky, borderType=cv2.BORDER_CONSTANT)
+            resp = cv2.filter2D(gx, -1, kx, borderType=cv2.BORDER_CONSTANT) + cv2.filter2D(
+                gy, -1, ky, borderType=cv2.BORDER_CONSTANT
+            )
             np.minimum(z, resp / math.sqrt(count), out=z)
         m = math.ceil(r) + 1
         z[:m] = -np.inf

@@ -149,6 +149,9 @@ class RedisFrameStore:
         return int(raw) if raw else 0
 
     def release_full_res(self, key: str) -> None:
+        with self._tile_lock:
+            if self._cache_key == key:
+                self._cache_key, self._cache = None, {}
         names = list(self._r.scan_iter(match=self._k(key, "t:*"), count=1000))
         if names:
             self._r.delete(*names)

@@ -1,0 +1,201 @@
+"""Whole-outline search of standard cover glasses on coarse data, and fusion using it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from samplescout.contracts import Region, Structure
+from samplescout.framestore import InMemoryFrameStore, frame_key
+from samplescout.fuse import FuseState, localize
+from samplescout.fuse.outline import OutlineConfig, circle_outlines, rectangle_outlines
+from samplescout.fuse.worker import StoredCoarseViews
+from samplescout.geometry import FrameGeometry, Pose, polygon_iou, rectangle_polygon
+from samplescout.redis_store import RedisFrameStore
+from samplescout.standards import COVER_GLASS_DIAMETERS, COVER_GLASS_SIZES
+
+PS = 0.2  # mm per coarse pixel
+SLIDE = ((40.0, 15.0), (75.0, 25.0))
+
+
+def _slide_image(seed: int = 0) -> tuple[np.ndarray, FrameGeometry, np.ndarray, np.ndarray]:
+    """A coarse frame of a slide on a dark holder (0.2 mm pixels, 80 x 30 mm), with noise,
+    and the holder coordinates of its pixel centres."""
+    geometry = FrameGeometry(Pose((40.0, 15.0), PS), 400, 150)
+    jj, ii = np.meshgrid(np.arange(400), np.arange(150))
+    xy = geometry.pixel_to_holder(np.stack([jj, ii], axis=-1))
+    img = np.full((150, 400), 0.1, np.float32)
+    on_slide = (np.abs(xy[..., 0] - 40.0) <= 37.5) & (np.abs(xy[..., 1] - 15.0) <= 12.5)
+    img[on_slide] = 0.3
+    rng = np.random.default_rng(seed)
+    img += rng.normal(0.0, 0.002, img.shape).astype(np.float32)
+    return img, geometry, xy[..., 0], xy[..., 1]
+
+
+def _darken(img: np.ndarray, inside: np.ndarray, share: float = 0.03) -> None:
+    img[inside] *= np.float32(1.0 - share)
+
+
+def _rect_mask(x, y, center, size, angle_deg=0.0) -> np.ndarray:
+    a = math.radians(angle_deg)
+    dx, dy = x - center[0], y - center[1]
+    lx = dx * math.cos(a) + dy * math.sin(a)
+    ly = -dx * math.sin(a) + dy * math.cos(a)
+    return (np.abs(lx) <= size[0] / 2) & (np.abs(ly) <= size[1] / 2)
+
+
+def test_faint_rectangle_found_by_its_whole_outline() -> None:
+    img, geometry, x, y = _slide_image()
+    _darken(img, _rect_mask(x, y, (47.0, 15.0), (32.0, 24.0), 1.0))
+    # a strong pen ring and a bright speck cross the glass outline: bounded by the clip
+    r = np.hypot(x - 40.0, y - 15.0)
+    img[np.abs(r - 9.0) < 0.4] = 0.05
+    img[np.hypot(x - 31.0, y - 10.0) < 1.0] = 0.9
+    hits = rectangle_outlines(
+        [(img, geometry)], SLIDE[0], 0.0, (77.0, 27.0), COVER_GLASS_SIZES, OutlineConfig()
+    )
+    best = max(hits, key=lambda h: h.z)
+    truth = rectangle_polygon((47.0, 15.0), (32.0, 24.0), 1.0)
+    assert polygon_iou(rectangle_polygon(best.center, best.size, best.angle_deg), truth) > 0.93
+    assert sorted(best.size) == [24.0, 32.0]
+    assert best.z > 4.0
+
+
+def test_three_sides_of_a_rectangle_are_not_a_glass() -> None:
+    img, geometry, x, y = _slide_image(1)
+    # the step of a 24 x 24 square's left, top and bottom sides, not its right side
+    inside = _rect_mask(x, y, (40.0, 15.0), (24.0, 24.0)) | _rect_mask(
+        x, y, (60.0, 15.0), (20.0, 24.0)
+    )
+    _darken(img, inside)
+    cfg = OutlineConfig()
+    full = rectangle_outlines([(img, geometry)], SLIDE[0], 0.0, (77.0, 27.0), ((24.0, 24.0),), cfg)
+    square = rectangle_polygon((40.0, 15.0), (24.0, 24.0), 0.0)
+    assert not [
+        h
+        for h in full
+        if polygon_iou(rectangle_polygon(h.center, h.size, h.angle_deg), square) > 0.8
+    ]
+
+
+def test_faint_circle_found_and_a_dark_pen_ring_is_not_a_glass() -> None:
+    img, geometry, x, y = _slide_image(2)
+    _darken(img, np.hypot(x - 25.0, y - 15.0) <= 7.5)
+    # a thick dark pen ring of a standard glass diameter, drawn on the slide
+    r = np.hypot(x - 55.0, y - 14.0)
+    img[np.abs(r - 9.0) < 0.3] = 0.05
+    hits = circle_outlines(
+        [(img, geometry)], SLIDE[0], 0.0, (77.0, 27.0), COVER_GLASS_DIAMETERS, OutlineConfig()
+    )
+    best = max(hits, key=lambda h: h.z)
+    assert best.size == (15.0,)
+    assert math.dist(best.center, (25.0, 15.0)) < 0.4
+    assert all(math.dist(h.center, (55.0, 14.0)) > 3.0 for h in hits)
+
+
+def test_seams_between_frames_of_different_brightness_make_no_glass() -> None:
+    img = _slide_image(3)[0]
+    left = FrameGeometry(Pose((30.0, 15.0), PS), 200, 150)
+    right = FrameGeometry(Pose((50.0, 15.0), PS), 200, 150)
+    # the right frame is exposed 20 % brighter: its left border is a step on the slide
+    views = [(img[:, :200].copy(), left), (img[:, 175:375] * np.float32(1.2), right)]
+    hits = rectangle_outlines(
+        views, SLIDE[0], 0.0, (77.0, 27.0), COVER_GLASS_SIZES, OutlineConfig()
+    )
+    assert hits == []
+
+
+def _slide_edges() -> list[Structure]:
+    out = []
+    poly = rectangle_polygon(*SLIDE, 0.0)
+    for k in range(4):
+        a, b = poly[k], poly[(k + 1) % 4]
+        n = max(1, int(np.linalg.norm(b - a) // 5.0))
+        for i in range(n):
+            region = Region(
+                frame_index=0, region_index=100 * k + i, box_px=(0, 0, 64, 64), probability=0.9
+            )
+            out.append(
+                Structure(
+                    region=region,
+                    shape_class="sample_carrier_edge",
+                    probability=0.9,
+                    segment_mm=(tuple(a + (b - a) * i / n), tuple(a + (b - a) * (i + 1) / n)),
+                )
+            )
+    return out
+
+
+class _Views:
+    def __init__(self, views: list[tuple[np.ndarray, FrameGeometry]]) -> None:
+        self._views = views
+
+    def views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
+        return self._views
+
+
+def test_localize_places_a_glass_no_edge_was_reported_for() -> None:
+    img, geometry, x, y = _slide_image(4)
+    _darken(img, _rect_mask(x, y, (30.0, 15.0), (24.0, 24.0), -1.0))
+    state = FuseState()
+    state.add(_slide_edges())
+    state.add_frame(0, FrameGeometry(Pose((40.0, 15.0), PS / 8), 3200, 1200))
+    assert localize(state, "slide")["samples"] == []
+    (sample,) = localize(state, "slide", views=_Views([(img, geometry)]))["samples"]
+    truth = rectangle_polygon((30.0, 15.0), (24.0, 24.0), -1.0)
+    assert polygon_iou(sample["polygon_mm"], truth) > 0.93
+    assert 0.0 < sample["confidence"] < 1.0
+
+
+def test_an_outline_along_carrier_edges_is_not_a_glass() -> None:
+    """Between a label's edge, the slide's glowing sides and its end lies an outline of
+    about a standard size, darker inside than out: with its sides on carrier edges it
+    is no glass."""
+    img, geometry, x, y = _slide_image(5)
+    _darken(img, _rect_mask(x, y, (50.0, 15.0), (50.0, 24.0)), 0.05)
+    state = FuseState()
+    state.add(_slide_edges())
+    ghost = rectangle_polygon((50.0, 15.0), (50.0, 24.0), 0.0)
+    for k in range(4):
+        a, b = ghost[k], ghost[(k + 1) % 4]
+        region = Region(frame_index=0, region_index=900 + k, box_px=(0, 0, 64, 64), probability=0.9)
+        state.add(
+            [
+                Structure(
+                    region=region,
+                    shape_class="sample_carrier_edge",
+                    probability=0.9,
+                    segment_mm=(tuple(a), tuple(b)),
+                )
+            ]
+        )
+    assert localize(state, "slide", views=_Views([(img, geometry)]))["samples"] == []
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_store_keeps_coarse_data_after_releasing_full_res(kind: str, request) -> None:
+    store = (
+        InMemoryFrameStore()
+        if kind == "memory"
+        else RedisFrameStore(request.getfixturevalue("redis_client"), tile=64)
+    )
+    image = (np.arange(120 * 160, dtype=np.uint32).reshape(120, 160) % 251).astype(np.uint8)
+    store.put(frame_key("s", 0), image, 8)
+    store.crop(frame_key("s", 0), (0, 0, 10, 10))
+    coarse = store.coarse(frame_key("s", 0))
+    store.release_full_res(frame_key("s", 0))
+    with pytest.raises(KeyError):
+        store.crop(frame_key("s", 0), (20, 20, 30, 30))
+    np.testing.assert_array_equal(store.coarse(frame_key("s", 0)), coarse)
+
+    full = FrameGeometry(Pose((5.0, 4.0), 0.05, 30.0), 165, 123)  # trailing pixels dropped
+    state = FuseState()
+    state.add_frame(0, full)
+    ((c, g),) = StoredCoarseViews(store, "s", state).views()
+    assert c.shape == (g.height, g.width) == (15, 20)
+    # a coarse pixel centre is the centre of its 8 x 8 block of full-res pixels
+    np.testing.assert_allclose(
+        g.pixel_to_holder((3, 2)), full.pixel_to_holder((3 * 8 + 3.5, 2 * 8 + 3.5))
+    )
