@@ -199,3 +199,15 @@ def test_store_keeps_coarse_data_after_releasing_full_res(kind: str, request) ->
     np.testing.assert_allclose(
         g.pixel_to_holder((3, 2)), full.pixel_to_holder((3 * 8 + 3.5, 2 * 8 + 3.5))
     )
+
+
+def test_marker_ring_on_an_outlined_glass_is_not_a_second_glass() -> None:
+    img, geometry, x, y = _slide_image(6)
+    _darken(img, _rect_mask(x, y, (45.0, 15.0), (22.0, 22.0)), 0.01)
+    # a thin dark pen ring round the sample: its outside steps up like a glass edge
+    img[np.abs(np.hypot(x - 45.0, y - 15.0) - 8.8) < 0.25] *= np.float32(0.5)
+    state = FuseState()
+    state.add(_slide_edges())
+    samples = localize(state, "slide", views=_Views([(img, geometry)]))["samples"]
+    assert [s["shape"] for s in samples] == ["rectangle"]
+    assert sorted(samples[0]["size_mm"]) == [22.0, 22.0]

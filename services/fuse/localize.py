@@ -23,6 +23,7 @@ from samplescout.fuse.chambers import ChamberFit, fit_chambers
 from samplescout.fuse.outline import (
     CoarseViews,
     OutlineConfig,
+    OutlineHit,
     circle_outlines,
     rectangle_outlines,
 )
@@ -1263,20 +1264,38 @@ def _outline_glasses(
         views, slide.center, slide.angle_deg, canvas, COVER_GLASS_DIAMETERS, cfg.outline
     )
     carrier_edges = _Lines([ln for ln in ev.lines if ln.shape_class == "sample_carrier_edge"])
+    valid: list[tuple[OutlineHit, np.ndarray]] = []
+    for hit in hits:
+        if hit.shape == "rectangle":
+            rect = Rect(center=hit.center, size=(hit.size[0], hit.size[1]), angle_deg=hit.angle_deg)
+            if _sides_seen(rect, carrier_edges, cfg):
+                continue
+            poly = rect.polygon()
+        else:
+            poly = circle_polygon(hit.center, hit.size[0])
+        if all(_on_any(p, [slide], -cfg.outline_slide_margin_mm) for p in poly):
+            valid.append((hit, poly))
+    # A ring wholly inside a well-outlined rectangle is a marker ring drawn round the
+    # sample on that glass (a thin dark ring steps up just outside it), not a glass.
+    framed = [
+        Rect(center=h.center, size=(h.size[0], h.size[1]), angle_deg=h.angle_deg)
+        for h, _ in valid
+        if h.shape == "rectangle" and h.z >= cfg.outline_override_z
+    ]
+    valid = [
+        (h, poly)
+        for h, poly in valid
+        if h.shape == "rectangle"
+        or not any(
+            _on_any(np.asarray(h.center), [r], -(h.size[0] / 2 + cfg.ring_inside_mm))
+            for r in framed
+        )
+    ]
     found: list[tuple[Rect | CircleSource, np.ndarray]] = [(r, r.polygon()) for r in covers]
     found += [(c, circle_polygon(c.center, 2 * c.radius)) for c in circles]
     taken: list[np.ndarray] = []
     out: list[dict[str, Any]] = []
-    for hit in sorted(hits, key=lambda h: (-round(h.z, 9), h.center, h.size)):
-        if hit.shape == "rectangle":
-            rect = Rect(center=hit.center, size=(hit.size[0], hit.size[1]), angle_deg=hit.angle_deg)
-            poly = rect.polygon()
-            if _sides_seen(rect, carrier_edges, cfg):
-                continue
-        else:
-            poly = circle_polygon(hit.center, hit.size[0])
-        if not all(_on_any(p, [slide], -cfg.outline_slide_margin_mm) for p in poly):
-            continue
+    for hit, poly in sorted(valid, key=lambda t: (-round(t[0].z, 9), t[0].center, t[0].size)):
         if any(polygon_iou(poly, t) > cfg.max_overlap_iou for t in taken):
             continue
         overlapped = [f for f in found if polygon_iou(poly, f[1]) > cfg.max_overlap_iou]
