@@ -10,7 +10,12 @@ import pytest
 from samplescout.contracts import Region, Structure
 from samplescout.framestore import InMemoryFrameStore, frame_key
 from samplescout.fuse import FuseState, localize
-from samplescout.fuse.outline import OutlineConfig, circle_outlines, rectangle_outlines
+from samplescout.fuse.outline import (
+    CoarseViews,
+    OutlineConfig,
+    circle_outlines,
+    rectangle_outlines,
+)
 from samplescout.fuse.worker import StoredCoarseViews
 from samplescout.geometry import FrameGeometry, Pose, polygon_iou, rectangle_polygon
 from samplescout.redis_store import RedisFrameStore
@@ -193,7 +198,10 @@ def test_store_keeps_coarse_data_after_releasing_full_res(kind: str, request) ->
     full = FrameGeometry(Pose((5.0, 4.0), 0.05, 30.0), 165, 123)  # trailing pixels dropped
     state = FuseState()
     state.add_frame(0, full)
-    ((c, g),) = StoredCoarseViews(store, "s", state).views()
+    views = StoredCoarseViews(store, "s", state)
+    assert isinstance(views, CoarseViews)
+    ((c, g),) = views.views()
+    assert views.bytes_read == c.nbytes
     assert c.shape == (g.height, g.width) == (15, 20)
     # a coarse pixel centre is the centre of its 8 x 8 block of full-res pixels
     np.testing.assert_allclose(

@@ -13,7 +13,6 @@ from google.protobuf import json_format
 from samplescout.contracts import PROTO_TO_CARRIER, Structure, pose_from_proto
 from samplescout.framestore import FrameStore, frame_key
 from samplescout.fuse.localize import localize
-from samplescout.fuse.outline import CoarseViews
 from samplescout.fuse.state import FuseState
 from samplescout.geometry import FrameGeometry
 from samplescout.result import assemble_result
@@ -82,7 +81,7 @@ class FuseWorker:
         self._store = store
         self._clock = clock
 
-    def _views(self, session_id: str, fuse: FuseState) -> CoarseViews | None:
+    def _views(self, session_id: str, fuse: FuseState) -> StoredCoarseViews | None:
         return None if self._store is None else StoredCoarseViews(self._store, session_id, fuse)
 
     def handle(self, payload: bytes) -> None:
@@ -160,12 +159,14 @@ class FuseWorker:
     ) -> None:
         sid = session.session_id
         carrier = PROTO_TO_CARRIER.get(session.carrier)
-        fused = localize(fuse, carrier, views=self._views(sid, fuse))
+        views = self._views(sid, fuse)
+        t0 = time.perf_counter()
+        fused = localize(fuse, carrier, views=views)
+        stats = self._stats(doc["frames"], session)
+        stats["stage_seconds"]["fuse"] = round(time.perf_counter() - t0, 4)
+        stats["bytes_moved"]["fuse_read"] = views.bytes_read if views is not None else 0
         result = assemble_result(
-            fused,
-            models=models_used(doc["frames"]),
-            context=dict(session.context),
-            stats=self._stats(doc["frames"], session),
+            fused, models=models_used(doc["frames"]), context=dict(session.context), stats=stats
         )
         if doc.get("path"):
             result["stats"]["adaptive"] = doc["path"]
@@ -217,14 +218,23 @@ class FuseWorker:
 
 
 class StoredCoarseViews:
-    """:class:`CoarseViews` of one session's frames in a frame store (coarse data only)."""
+    """:class:`CoarseViews` of one session's frames in a frame store (coarse data only),
+    read when first asked for; ``bytes_read`` counts what that took."""
 
     def __init__(self, store: FrameStore, session_id: str, fuse: FuseState) -> None:
         self._store = store
         self._session = session_id
         self._geometries = fuse.geometries
+        self._views: list[tuple[np.ndarray, FrameGeometry]] | None = None
+        self.bytes_read = 0
 
     def views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
+        if self._views is None:
+            self._views = self._read()
+            self.bytes_read = sum(c.nbytes for c, _ in self._views)
+        return self._views
+
+    def _read(self) -> list[tuple[np.ndarray, FrameGeometry]]:
         out = []
         for index, data in sorted(self._geometries.items(), key=lambda kv: int(kv[0])):
             key = frame_key(self._session, int(index))
