@@ -194,29 +194,31 @@ def rectangle_outlines(
         for wp, hp, size in _pixel_sizes(sizes, res):
             if wp >= w - 2 or hp >= h - 2:
                 continue
-            y0 = np.arange(1, h - hp - 1)[:, None]
-            x0 = np.arange(1, w - wp - 1)[None, :]
-            y1, x1 = y0 + hp, x0 + wp
-            z = np.full((y0.shape[0], x0.shape[1]), np.inf)
+            ny, nx = h - hp - 2, w - wp - 2  # top-left corners (1..ny, 1..nx)
+
+            def at(arr: np.ndarray, dy: int, dx: int, ny: int = ny, nx: int = nx) -> np.ndarray:
+                return arr[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
+
+            z = np.full((ny, nx), np.inf)
             n = cfg.rect_pieces
+            nv = math.sqrt(max(1, hp // n))
+            nh = math.sqrt(max(1, wp // n))
             for k in range(n):
-                ya, yb = y0 + hp * k // n, y0 + hp * (k + 1) // n
-                xa, xb = x0 + wp * k // n, x0 + wp * (k + 1) // n
-                nv = math.sqrt(max(1, hp // n))
-                nh = math.sqrt(max(1, wp // n))
+                ya, yb = hp * k // n, hp * (k + 1) // n
+                xa, xb = wp * k // n, wp * (k + 1) // n
                 # outward step: outside minus inside (the glass is darker inside)
                 for piece in (
-                    -(cx[yb, x0] - cx[ya, x0]) / nv,
-                    (cx[yb, x1] - cx[ya, x1]) / nv,
-                    -(cy[y0, xb] - cy[y0, xa]) / nh,
-                    (cy[y1, xb] - cy[y1, xa]) / nh,
+                    (at(cx, ya, 0) - at(cx, yb, 0)) / nv,
+                    (at(cx, yb, wp) - at(cx, ya, wp)) / nv,
+                    (at(cy, 0, xa) - at(cy, 0, xb)) / nh,
+                    (at(cy, hp, xb) - at(cy, hp, xa)) / nh,
                 ):
                     np.minimum(z, piece, out=z)
             for yy, xx in zip(*np.nonzero(z >= cfg.min_rect_z), strict=True):
                 c_local = np.array(
                     [
-                        (x0[0, xx] + wp / 2.0 - (w - 1) / 2.0) * res,
-                        (y0[yy, 0] + hp / 2.0 - (h - 1) / 2.0) * res,
+                        (1 + xx + wp / 2.0 - (w - 1) / 2.0) * res,
+                        (1 + yy + hp / 2.0 - (h - 1) / 2.0) * res,
                     ]
                 )
                 hits.append(
