@@ -220,16 +220,17 @@ class ClassicalIdentifier:
             if edge is None:
                 break
             alive &= ~self._near(edge, pts)
-            band = self._is_marker(edge, g, pixel_size_mm) if pixel_size_mm else 0.0
+            normals = self._normals(edge)
+            band = self._is_marker(normals, g, pixel_size_mm) if pixel_size_mm else 0.0
             if band != 0.0:
                 # Drop the stroke's other flank too, and look on: the stroke does not
                 # count towards ``max_per_region``.
                 alive &= ~self._near(edge, pts, offset=band)
                 skipped += 1
                 if self.report_markers:
-                    edges.append(self._with_contrast(edge, g))
+                    edges.append(self._with_contrast(edge, normals, g))
                 continue
-            edges.append(self._with_contrast(edge, g))
+            edges.append(self._with_contrast(edge, normals, g))
             taken += 1
         return edges
 
@@ -413,28 +414,32 @@ class ClassicalIdentifier:
         n = d / np.maximum(np.hypot(d[:, 0:1], d[:, 1:2]), 1e-9)
         return np.array([cx, cy]) + rad * n, n
 
-    def _is_marker(self, edge: _Edge, smooth: np.ndarray, pixel_size_mm: float) -> float:
-        """Signed width (px, along :meth:`_normals`) of the dark band ``edge`` is a flank
-        of, when that band is a marker-pen stroke; 0 otherwise.
+    def _is_marker(
+        self, normals: tuple[np.ndarray, np.ndarray], smooth: np.ndarray, pixel_size_mm: float
+    ) -> float:
+        """Signed width (px, along the edge's ``normals``, see :meth:`_normals`) of the dark
+        band the edge is a flank of, when that band is a marker-pen stroke; 0 otherwise.
 
         A pen stroke is a dark band (far darker than the glass either side) a few tenths
         of a mm wide, with sharp edges on both sides. A cover-glass edge is a faint
         bright line with a small step; a slide or plate edge has no second flank; a
         chamber wall's shadow fades out instead of ending sharply.
         """
-        c, n = self._normals(edge)
+        c, n = normals
         if len(c) > 48:
             c, n = c[:: len(c) // 48 + 1], n[:: len(n) // 48 + 1]
         wmax = max(4, math.ceil(self.marker_width_mm / pixel_size_mm))
         out = wmax + 6
         t = np.arange(-out, out + 1, dtype=np.float64)
         h, w = smooth.shape
-        q = c[:, None, :] + t[None, :, None] * n[:, None, :]
-        inside = (q[..., 0] >= 0) & (q[..., 0] <= w - 1) & (q[..., 1] >= 0) & (q[..., 1] <= h - 1)
-        keep = inside.all(axis=1)
+        # A profile lies in the crop when both its ends do (the crop is convex).
+        ends = c[:, None, :] + t[[0, -1], None] * n[:, None, :]
+        inside = (ends >= 0) & (ends <= np.array([w - 1, h - 1]))
+        keep = inside.all(axis=(1, 2))
         if keep.sum() < 6:
             return 0.0
-        ij = np.round(q[keep]).astype(np.int64)
+        q = c[keep, None, :] + t[None, :, None] * n[keep, None, :]
+        ij = np.round(q).astype(np.int64)
         prof = np.median(smooth[ij[..., 1], ij[..., 0]], axis=0)
         mid = out
         for sgn in (1, -1):
@@ -470,10 +475,13 @@ class ClassicalIdentifier:
         t = (p - c) @ vt[0]
         return float(t.max() - t.min())
 
-    @classmethod
-    def _with_contrast(cls, edge: _Edge, smooth: np.ndarray) -> _Edge:
-        """Grey-level step or line height across the edge (4 px either side of its centre)."""
-        c, n = cls._normals(edge)
+    @staticmethod
+    def _with_contrast(
+        edge: _Edge, normals: tuple[np.ndarray, np.ndarray], smooth: np.ndarray
+    ) -> _Edge:
+        """Grey-level step or line height across the edge (4 px either side of its centre
+        along its ``normals``, see :meth:`_normals`)."""
+        c, n = normals
         h, w = smooth.shape
         lim = np.array([w - 1, h - 1])
 
