@@ -802,34 +802,40 @@ def _score(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> list[tuple[np.ndarra
     lengths = np.hypot(side[:, 0], side[:, 1])
     u = side / lengths[:, None]
     nv = np.stack([-u[:, 1], u[:, 0]], axis=1)
-    # All four sides at once: (side, line, end).
-    rel = arr.ends[None, :, :, :] - poly[:, None, None, :]
+    d = np.abs((arr.angle[None, :] - np.degrees(np.arctan2(u[:, 1], u[:, 0]))[:, None]) % 180.0)
+    parallel = np.minimum(d, 180.0 - d) <= cfg.parallel_tol_deg
+    tol = cfg.side_tol_mm + 0.005 * arr.length
+    # Only lines parallel to a side and near the rectangle can match one (1 mm to spare).
+    reach = (tol + 1.0)[:, None]
+    near = (
+        (arr.ends.max(axis=1) >= poly.min(axis=0) - reach)
+        & (arr.ends.min(axis=1) <= poly.max(axis=0) + reach)
+    ).all(axis=1)
+    cand = np.nonzero(parallel.any(axis=0) & near)[0]
+    # All four sides at once: (side, candidate line, end).
+    rel = arr.ends[None, cand, :, :] - poly[:, None, None, :]
     offs = rel[..., 0] * nv[:, None, None, 0] + rel[..., 1] * nv[:, None, None, 1]
     along = rel[..., 0] * u[:, None, None, 0] + rel[..., 1] * u[:, None, None, 1]
     t0, t1 = along.min(axis=2), along.max(axis=2)
     lo, hi = np.maximum(t0, 0.0), np.minimum(t1, lengths[:, None])
-    d = np.abs((arr.angle[None, :] - np.degrees(np.arctan2(u[:, 1], u[:, 0]))[:, None]) % 180.0)
-    ok = (
-        (np.minimum(d, 180.0 - d) <= cfg.parallel_tol_deg)
-        & (np.abs(offs).max(axis=2) <= cfg.side_tol_mm + 0.005 * arr.length[None, :])
-        & (hi > lo)
-    )
-    over = arr.weight[None, :] * (
+    ok = parallel[:, cand] & (np.abs(offs).max(axis=2) <= tol[None, cand]) & (hi > lo)
+    over = arr.weight[None, cand] * (
         np.maximum(-t0 - 1.0, 0.0) + np.maximum(t1 - lengths[:, None] - 1.0, 0.0)
     )
     total, seen, used = 0.0, 0, set()
     matched: list[tuple[np.ndarray, np.ndarray]] = []
     for k in range(4):
-        idx = np.nonzero(ok[k])[0]
+        sel = np.nonzero(ok[k])[0]
+        idx = cand[sel]
         union = _weighted_union(
             list(
-                zip(lo[k, idx].tolist(), hi[k, idx].tolist(), arr.weight[idx].tolist(), strict=True)
+                zip(lo[k, sel].tolist(), hi[k, sel].tolist(), arr.weight[idx].tolist(), strict=True)
             )
         )
-        cover = max(0.0, union - 0.5 * float(over[k, idx].sum())) / float(lengths[k])
+        cover = max(0.0, union - 0.5 * float(over[k, sel].sum())) / float(lengths[k])
         total += cover
         seen += cover > 0.15
-        matched.append((idx, offs[k, idx].mean(axis=1)))
+        matched.append((idx, offs[k, sel].mean(axis=1)))
         used.update(idx.tolist())
     rect.score = total / 4.0
     rect.sides_seen = seen
