@@ -200,10 +200,10 @@ class ClassicalIdentifier:
         dx = np.clip(gx * scale, -32767, 32767).astype(np.int16)
         dy = np.clip(gy * scale, -32767, 32767).astype(np.int16)
         canny = cv2.Canny(dx, dy, self.z_low * 100.0, self.z_high * 100.0, L2gradient=True)
-        _, chains = cv2.connectedComponents(canny, connectivity=8)
         ys, xs = np.nonzero(canny)
         if len(xs) < self.min_support:
             return []
+        _, chains = cv2.connectedComponents(canny, connectivity=8)
         pts = np.stack([xs, ys], axis=1).astype(np.float64)
         theta = np.arctan2(gy[ys, xs], gx[ys, xs]).astype(np.float64)
         unit = np.stack([np.cos(theta), np.sin(theta)])
