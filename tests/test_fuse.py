@@ -3,13 +3,15 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from samplescout.contracts import Region, Structure
 from samplescout.fuse import FuseState, localize
-from samplescout.fuse.state import fuse_lines
+from samplescout.fuse.localize import LocalizeConfig, Rect, _Lines, _score
+from samplescout.fuse.state import LineSource, fuse_lines
 from samplescout.geometry import FrameGeometry, Pose, polygon_iou, rectangle_polygon
 
 _COUNTER = iter(range(10**6))
@@ -638,3 +640,42 @@ def test_chamber_slide_and_its_grid_are_fitted_together() -> None:
     assert len(samples) == 4
     for t in truth:
         assert max(polygon_iou(s["polygon_mm"], t) for s in samples) > 0.9
+
+
+def _line(angle_deg: float, offset: float, t0: float, t1: float) -> LineSource:
+    return LineSource(
+        angle_deg=angle_deg,
+        offset=offset,
+        t0=t0,
+        t1=t1,
+        coverage_mm=t1 - t0,
+        probability=0.9,
+        shape_class="straight_cover_glass_edge",
+        frames=(0,),
+    )
+
+
+def test_rectangle_score_counts_side_lines_within_tolerance_and_ignores_the_rest() -> None:
+    # A 20 x 10 mm rectangle centred at (40, 15): sides y = 10, y = 20, x = 30, x = 50.
+    rect = Rect(center=(40.0, 15.0), size=(20.0, 10.0), angle_deg=0.0)
+    sides = [
+        _line(0.0, 10.0 - 0.29, 31.0, 49.0),  # 0.29 mm outside: within the tolerance (0.39 mm)
+        _line(0.0, 20.0, 30.0, 50.0),
+        _line(90.0, -30.0, 10.0, 20.0),
+        _line(90.0, -50.0 - 0.45, 10.0, 20.0),  # 0.45 mm off: outside it (0.35 for 10 mm)
+    ]
+    clutter = [
+        _line(0.0, 40.0, 30.0, 50.0),  # parallel, far away
+        _line(30.0, 0.0, 0.0, 80.0),  # crosses the rectangle at an angle
+        _line(90.0, -80.0, 0.0, 30.0),  # parallel to the short sides, outside
+        _line(0.0, 20.0, 60.0, 70.0),  # on a side's line, beyond its end
+    ]
+    cfg = LocalizeConfig()
+    alone, mixed = replace(rect), replace(rect)
+    matched = _score(alone, _Lines(sides), cfg)
+    _score(mixed, _Lines(clutter + sides), cfg)
+    assert [len(idx) for idx, _ in matched] == [1, 0, 1, 1]  # the far x = 50 line is not seen
+    assert alone.sides_seen == 3
+    assert mixed.score == alone.score
+    assert mixed.sides_seen == alone.sides_seen
+    assert all((clutter + sides)[i] in sides for i in mixed.lines)

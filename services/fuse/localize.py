@@ -819,36 +819,44 @@ def _score(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> list[tuple[np.ndarra
     per side, the indices of the matched lines and their offsets from the side (mm,
     along the side's left normal)."""
     poly = rect.polygon()
+    side = poly[[1, 2, 3, 0]] - poly
+    lengths = np.hypot(side[:, 0], side[:, 1])
+    u = side / lengths[:, None]
+    nv = np.stack([-u[:, 1], u[:, 0]], axis=1)
+    d = np.abs((arr.angle[None, :] - np.degrees(np.arctan2(u[:, 1], u[:, 0]))[:, None]) % 180.0)
+    parallel = np.minimum(d, 180.0 - d) <= cfg.parallel_tol_deg
+    tol = cfg.side_tol_mm + 0.005 * arr.length
+    # Only lines parallel to a side and near the rectangle can match one (1 mm to spare).
+    reach = (tol + 1.0)[:, None]
+    near = (
+        (arr.ends.max(axis=1) >= poly.min(axis=0) - reach)
+        & (arr.ends.min(axis=1) <= poly.max(axis=0) + reach)
+    ).all(axis=1)
+    cand = np.nonzero(parallel.any(axis=0) & near)[0]
+    # All four sides at once: (side, candidate line, end).
+    rel = arr.ends[None, cand, :, :] - poly[:, None, None, :]
+    offs = rel[..., 0] * nv[:, None, None, 0] + rel[..., 1] * nv[:, None, None, 1]
+    along = rel[..., 0] * u[:, None, None, 0] + rel[..., 1] * u[:, None, None, 1]
+    t0, t1 = along.min(axis=2), along.max(axis=2)
+    lo, hi = np.maximum(t0, 0.0), np.minimum(t1, lengths[:, None])
+    ok = parallel[:, cand] & (np.abs(offs).max(axis=2) <= tol[None, cand]) & (hi > lo)
+    over = arr.weight[None, cand] * (
+        np.maximum(-t0 - 1.0, 0.0) + np.maximum(t1 - lengths[:, None] - 1.0, 0.0)
+    )
     total, seen, used = 0.0, 0, set()
     matched: list[tuple[np.ndarray, np.ndarray]] = []
     for k in range(4):
-        a, b = poly[k], poly[(k + 1) % 4]
-        length = float(np.linalg.norm(b - a))
-        u = (b - a) / length
-        nv = np.array([-u[1], u[0]])
-        rel = arr.ends - a
-        offs = rel @ nv
-        t = np.sort(rel @ u, axis=1)
-        lo, hi = np.maximum(t[:, 0], 0.0), np.minimum(t[:, 1], length)
-        ok = (
-            (arr.angle_diff(math.degrees(math.atan2(u[1], u[0]))) <= cfg.parallel_tol_deg)
-            & (np.abs(offs).max(axis=1) <= cfg.side_tol_mm + 0.005 * arr.length)
-            & (hi > lo)
-        )
-        idx = np.nonzero(ok)[0]
-        w = arr.weight[idx]
-        overflow = float(
-            (
-                w * (np.maximum(-t[idx, 0] - 1.0, 0.0) + np.maximum(t[idx, 1] - length - 1.0, 0.0))
-            ).sum()
-        )
+        sel = np.nonzero(ok[k])[0]
+        idx = cand[sel]
         union = _weighted_union(
-            list(zip(lo[idx].tolist(), hi[idx].tolist(), w.tolist(), strict=True))
+            list(
+                zip(lo[k, sel].tolist(), hi[k, sel].tolist(), arr.weight[idx].tolist(), strict=True)
+            )
         )
-        cover = max(0.0, union - 0.5 * overflow) / length
+        cover = max(0.0, union - 0.5 * float(over[k, sel].sum())) / float(lengths[k])
         total += cover
         seen += cover > 0.15
-        matched.append((idx, offs[idx].mean(axis=1)))
+        matched.append((idx, offs[k, sel].mean(axis=1)))
         used.update(idx.tolist())
     rect.score = total / 4.0
     rect.sides_seen = seen

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -199,12 +200,13 @@ class ClassicalIdentifier:
         dx = np.clip(gx * scale, -32767, 32767).astype(np.int16)
         dy = np.clip(gy * scale, -32767, 32767).astype(np.int16)
         canny = cv2.Canny(dx, dy, self.z_low * 100.0, self.z_high * 100.0, L2gradient=True)
-        _, chains = cv2.connectedComponents(canny, connectivity=8)
         ys, xs = np.nonzero(canny)
         if len(xs) < self.min_support:
             return []
+        _, chains = cv2.connectedComponents(canny, connectivity=8)
         pts = np.stack([xs, ys], axis=1).astype(np.float64)
         theta = np.arctan2(gy[ys, xs], gx[ys, xs]).astype(np.float64)
+        unit = np.stack([np.cos(theta), np.sin(theta)])
         chain = chains[ys, xs]
         z = mag[ys, xs].astype(np.float64) / noise
         edges: list[_Edge] = []
@@ -213,21 +215,22 @@ class ClassicalIdentifier:
         while taken < self.max_per_region and skipped <= self.max_skipped:
             if alive.sum() < self.min_support:
                 break
-            edge, used = self._best_edge(pts, theta, z, chain, alive, w, h)
+            edge, used = self._best_edge(pts, theta, unit, z, chain, alive, w, h)
             alive &= ~used
             if edge is None:
                 break
             alive &= ~self._near(edge, pts)
-            band = self._is_marker(edge, g, pixel_size_mm) if pixel_size_mm else 0.0
+            normals = self._normals(edge)
+            band = self._is_marker(normals, g, pixel_size_mm) if pixel_size_mm else 0.0
             if band != 0.0:
                 # Drop the stroke's other flank too, and look on: the stroke does not
                 # count towards ``max_per_region``.
                 alive &= ~self._near(edge, pts, offset=band)
                 skipped += 1
                 if self.report_markers:
-                    edges.append(self._with_contrast(edge, g))
+                    edges.append(self._with_contrast(edge, normals, g))
                 continue
-            edges.append(self._with_contrast(edge, g))
+            edges.append(self._with_contrast(edge, normals, g))
             taken += 1
         return edges
 
@@ -235,12 +238,15 @@ class ClassicalIdentifier:
         self,
         pts: np.ndarray,
         theta: np.ndarray,
+        unit: np.ndarray,
         z: np.ndarray,
         chain: np.ndarray,
         alive: np.ndarray,
         w: int,
         h: int,
     ) -> tuple[_Edge | None, np.ndarray]:
+        """The strongest edge among the ``alive`` edge pixels ``pts``, whose gradient
+        directions are ``theta`` (rad) and ``unit`` (their cosines and sines, ``(2, n)``)."""
         idx = np.nonzero(alive)[0]
         p, th = pts[idx], theta[idx]
         # Orientation-constrained Hough, 1 deg x 1 px bins: each pixel votes only within
@@ -248,30 +254,34 @@ class ClassicalIdentifier:
         # axis runs past both ends so lines near the fold do not split their votes).
         spread = self.vote_spread_deg
         deg = np.mod(np.degrees(th), 180.0)
-        bins = (np.round(deg).astype(np.int64) % 180)[:, None] + np.arange(-spread, spread + 1)[
-            None, :
-        ]
-        rad = np.radians(bins.astype(np.float64))
-        rho = p[:, 0:1] * np.cos(rad) + p[:, 1:2] * np.sin(rad)
+        rows = (np.round(deg).astype(np.int64) % 180)[:, None] + np.arange(2 * spread + 1)[None, :]
+        cos, sin = _hough_tables(spread)
+        rho = p[:, 0:1] * cos[rows] + p[:, 1:2] * sin[rows]
         diag = math.hypot(w, h)
         nr = int(2 * diag) + 3
         ri = np.round(rho + diag + 1).astype(np.int64)
         na = 180 + 2 * spread
-        votes = np.bincount(((bins + spread) * nr + ri).ravel(), minlength=na * nr)
+        votes = np.bincount((rows * nr + ri).ravel(), minlength=na * nr).reshape(na, nr)
         # Both flanks of a thin bright/dark line vote a few px apart: pool them into one peak.
-        acc = cv2.boxFilter(votes.reshape(na, nr).astype(np.float32), -1, (5, 1), normalize=False)
+        # A pooled bin counts each pixel at most once, so 16 bits hold it (and filter fast).
+        acc = cv2.boxFilter(
+            votes.astype(np.uint16 if len(idx) <= 0xFFFF else np.float32),
+            -1,
+            (5, 1),
+            normalize=False,
+        )
         peak = int(np.argmax(acc))
         if acc.flat[peak] < self.min_support:
             return None, np.zeros(len(pts), dtype=bool)
         a = math.radians(peak // nr - spread)
         r = peak % nr - diag - 1
         normal = np.array([math.cos(a), math.sin(a)])
-        line = self._fit_line(pts, theta, alive, normal, r)
+        line = self._fit_line(pts, unit, alive, normal, r)
         if line is None:
             return None, np.zeros(len(pts), dtype=bool)
         normal, r, inl = line
         best, run = self._line_edge(pts, z, inl, normal, r)
-        circle = self._grow_circle(pts, theta, chain, alive, run)
+        circle = self._grow_circle(pts, unit, chain, alive, run)
         if circle is not None:
             (cx, cy, rad_px), cin = circle
             span = self._chord(pts[cin])
@@ -292,7 +302,7 @@ class ClassicalIdentifier:
     def _fit_line(
         self,
         pts: np.ndarray,
-        theta: np.ndarray,
+        unit: np.ndarray,
         alive: np.ndarray,
         normal: np.ndarray,
         r: float,
@@ -300,7 +310,7 @@ class ClassicalIdentifier:
         inl = np.zeros(len(pts), dtype=bool)
         for tol in (4.0, self.line_half_width_px):
             dist = pts @ normal - r
-            cosang = np.abs(np.cos(theta) * normal[0] + np.sin(theta) * normal[1])
+            cosang = np.abs(unit[0] * normal[0] + unit[1] * normal[1])
             inl = alive & (np.abs(dist) <= tol) & (cosang >= math.cos(math.radians(25.0)))
             if inl.sum() < 3:
                 return None
@@ -342,15 +352,14 @@ class ClassicalIdentifier:
     def _grow_circle(
         self,
         pts: np.ndarray,
-        theta: np.ndarray,
+        unit: np.ndarray,
         chain: np.ndarray,
         alive: np.ndarray,
         seed: np.ndarray,
     ) -> tuple[tuple[float, float, float], np.ndarray] | None:
         # Start from the whole edge chains the line's inliers lie on: an arc's chain runs
         # on where it leaves the line's band, which pins the curvature down.
-        ids, counts = np.unique(chain[seed], return_counts=True)
-        inl = alive & np.isin(chain, ids[counts >= 5])
+        inl = alive & (np.bincount(chain[seed], minlength=int(chain.max()) + 1) >= 5)[chain]
         circle: tuple[float, float, float] | None = None
         for tol in (6.0, 3.0, self.line_tolerance_px, self.line_tolerance_px):
             if inl.sum() < 8:
@@ -361,9 +370,7 @@ class ClassicalIdentifier:
             cx, cy, rad = circle
             d = pts - np.array([cx, cy])
             dist = np.hypot(d[:, 0], d[:, 1])
-            radial = np.abs(np.cos(theta) * d[:, 0] + np.sin(theta) * d[:, 1]) / np.maximum(
-                dist, 1e-9
-            )
+            radial = np.abs(unit[0] * d[:, 0] + unit[1] * d[:, 1]) / np.maximum(dist, 1e-9)
             inl = alive & (np.abs(dist - rad) <= tol) & (radial >= math.cos(math.radians(20.0)))
         if circle is None or inl.sum() < 8:
             return None
@@ -407,28 +414,32 @@ class ClassicalIdentifier:
         n = d / np.maximum(np.hypot(d[:, 0:1], d[:, 1:2]), 1e-9)
         return np.array([cx, cy]) + rad * n, n
 
-    def _is_marker(self, edge: _Edge, smooth: np.ndarray, pixel_size_mm: float) -> float:
-        """Signed width (px, along :meth:`_normals`) of the dark band ``edge`` is a flank
-        of, when that band is a marker-pen stroke; 0 otherwise.
+    def _is_marker(
+        self, normals: tuple[np.ndarray, np.ndarray], smooth: np.ndarray, pixel_size_mm: float
+    ) -> float:
+        """Signed width (px, along the edge's ``normals``, see :meth:`_normals`) of the dark
+        band the edge is a flank of, when that band is a marker-pen stroke; 0 otherwise.
 
         A pen stroke is a dark band (far darker than the glass either side) a few tenths
         of a mm wide, with sharp edges on both sides. A cover-glass edge is a faint
         bright line with a small step; a slide or plate edge has no second flank; a
         chamber wall's shadow fades out instead of ending sharply.
         """
-        c, n = self._normals(edge)
+        c, n = normals
         if len(c) > 48:
             c, n = c[:: len(c) // 48 + 1], n[:: len(n) // 48 + 1]
         wmax = max(4, math.ceil(self.marker_width_mm / pixel_size_mm))
         out = wmax + 6
         t = np.arange(-out, out + 1, dtype=np.float64)
         h, w = smooth.shape
-        q = c[:, None, :] + t[None, :, None] * n[:, None, :]
-        inside = (q[..., 0] >= 0) & (q[..., 0] <= w - 1) & (q[..., 1] >= 0) & (q[..., 1] <= h - 1)
-        keep = inside.all(axis=1)
+        # A profile lies in the crop when both its ends do (the crop is convex).
+        ends = c[:, None, :] + t[[0, -1], None] * n[:, None, :]
+        inside = (ends >= 0) & (ends <= np.array([w - 1, h - 1]))
+        keep = inside.all(axis=(1, 2))
         if keep.sum() < 6:
             return 0.0
-        ij = np.round(q[keep]).astype(np.int64)
+        q = c[keep, None, :] + t[None, :, None] * n[keep, None, :]
+        ij = np.round(q).astype(np.int64)
         prof = np.median(smooth[ij[..., 1], ij[..., 0]], axis=0)
         mid = out
         for sgn in (1, -1):
@@ -464,22 +475,23 @@ class ClassicalIdentifier:
         t = (p - c) @ vt[0]
         return float(t.max() - t.min())
 
-    @classmethod
-    def _with_contrast(cls, edge: _Edge, smooth: np.ndarray) -> _Edge:
-        """Grey-level step or line height across the edge (4 px either side of its centre)."""
-        c, n = cls._normals(edge)
+    @staticmethod
+    def _with_contrast(
+        edge: _Edge, normals: tuple[np.ndarray, np.ndarray], smooth: np.ndarray
+    ) -> _Edge:
+        """Grey-level step or line height across the edge (4 px either side of its centre
+        along its ``normals``, see :meth:`_normals`)."""
+        c, n = normals
         h, w = smooth.shape
         lim = np.array([w - 1, h - 1])
 
-        def sample(q: np.ndarray) -> np.ndarray:
-            ij = np.clip(np.round(q), 0, lim).astype(np.int64)
-            return smooth[ij[:, 1], ij[:, 0]]
-
-        va, vb, vc = sample(c + 4.0 * n), sample(c - 4.0 * n), sample(c)
-        step = abs(float(np.median(va - vb)))
-        ridge = abs(float(np.median(vc - 0.5 * (va + vb))))
-        contrast = max(step, ridge)
-        level = max(float(np.median(va)), float(np.median(vb)), 1e-3)
+        ij = np.clip(np.round(np.stack([c + 4.0 * n, c - 4.0 * n, c])), 0, lim).astype(np.int64)
+        va, vb, vc = smooth[ij[..., 1], ij[..., 0]]
+        step, ridge, med_a, med_b = np.median(
+            np.stack([va - vb, vc - 0.5 * (va + vb), va, vb]), axis=1
+        )
+        contrast = max(abs(float(step)), abs(float(ridge)))
+        level = max(float(med_a), float(med_b), 1e-3)
         return replace(edge, contrast=contrast, relative=contrast / level)
 
     def _is_strong(self, edge: _Edge) -> bool:
@@ -525,6 +537,13 @@ class ClassicalIdentifier:
             ),
             contrast=edge.contrast,
         )
+
+
+@lru_cache(maxsize=4)
+def _hough_tables(spread: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine and sine of the Hough angle rows, ``-spread`` to ``180 + spread`` degrees."""
+    rad = np.radians(np.arange(-spread, 180 + spread, dtype=np.float64))
+    return np.cos(rad), np.sin(rad)
 
 
 def _arc_span(d: np.ndarray) -> tuple[float, float]:
