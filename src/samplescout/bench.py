@@ -970,21 +970,22 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
         "",
         "### Where the time goes (wide frame, seconds summed over the stage)",
         "",
-        "| variant | coarse | select | identify | other (acquire put, fuse, bus) "
-        "| regions identified | bytes written / select read / identify read (MB) |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | coarse | select | identify | fuse | other (acquire put, bus) "
+        "| regions identified | bytes written / select read / identify read / fuse read (MB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, v in doc["variants"].items():
         w = v["latency"]["wide"]
         ss, bm = w["stage_seconds"], w["bytes_moved"]
         other = w["per_frame_seconds"]["median"] - sum(
-            float(ss.get(k, 0)) for k in ("coarse", "select", "identify")
+            float(ss.get(k, 0)) for k in ("coarse", "select", "identify", "fuse")
         )
         lines.append(
             f"| {name} | {ss.get('coarse', 0):.3f} | {ss.get('select', 0):.3f} "
-            f"| {ss.get('identify', 0):.3f} | {max(0.0, other):.3f} | {w['regions_identified']} "
+            f"| {ss.get('identify', 0):.3f} | {ss.get('fuse', 0):.3f} | {max(0.0, other):.3f} "
+            f"| {w['regions_identified']} "
             f"| {_mb(bm.get('acquire_written', 0))} / {_mb(bm.get('select_read', 0))} "
-            f"/ {_mb(bm.get('identify_read', 0))} |"
+            f"/ {_mb(bm.get('identify_read', 0))} / {_mb(bm.get('fuse_read', 0))} |"
         )
     r = doc["ratios"]
     lines += ["", "### Ratios (same run)", ""]
