@@ -245,6 +245,6 @@ class StoredCoarseViews:
                 continue  # expired or never stored: fusion goes on without its pixels
             geometry = FrameGeometry.from_dict(data).scaled(factor)
             if coarse.shape != (geometry.height, geometry.width):
-                continue
+                continue  # not the frame this geometry describes: its pixels would mislead
             out.append((coarse, geometry))
         return out
