@@ -59,7 +59,7 @@ class OutlineConfig:
     resolution_mm: float = 0.25
     angles_deg: tuple[float, ...] = tuple(np.arange(-4.5, 4.51, 0.5).tolist())
     clip: float = 3.0
-    min_rect_z: float = 2.0
+    min_rect_z: float = 3.0
     min_circle_z: float = 4.5
     rect_pieces: int = 3
     circle_sectors: int = 6
