@@ -618,7 +618,9 @@ def _slide_part(ev: _Evidence) -> _Part:
     )
     framed = [r for r in covers if r.sides_seen >= 3 and _sides_seen(r, glass_edges, cfg) >= 3]
     circles = [
-        c for c in circles if not any(_circle_inside(c, r, cfg.ring_inside_mm) for r in framed)
+        c
+        for c in circles
+        if not any(_circle_inside(c.center, c.radius, r, cfg.ring_inside_mm) for r in framed)
     ]
     covers, circles = _exclusive(covers, circles, cfg)
     for c in covers:
@@ -627,33 +629,16 @@ def _slide_part(ev: _Evidence) -> _Part:
     covers += _single_edge_covers(ev, covers, circles, roles)
     outlined, covers, circles = _outline_glasses(ev, covers, circles)
 
-    samples: list[dict[str, Any]] = []
-    for r in covers:
-        samples.append(
-            {
-                "element": "cover_glass",
-                "shape": "rectangle",
-                "center_mm": [float(r.center[0]), float(r.center[1])],
-                "size_mm": [float(r.size[0]), float(r.size[1])],
-                "angle_deg": float(r.angle_deg),
-                "polygon_mm": _poly(r.polygon()),
-                "confidence": float(min(1.0, r.score)),
-            }
-        )
+    samples = [
+        _glass_sample("rectangle", r.center, r.size, r.angle_deg, r.polygon(), min(1.0, r.score))
+        for r in covers
+    ]
     for c in circles:
         d = 2.0 * c.radius
         snap = min(COVER_GLASS_DIAMETERS, key=lambda v: abs(v - d))
         d = snap if abs(snap - d) <= cfg.diameter_snap_mm else d
         samples.append(
-            {
-                "element": "cover_glass",
-                "shape": "circle",
-                "center_mm": [float(c.center[0]), float(c.center[1])],
-                "size_mm": [float(d)],
-                "angle_deg": 0.0,
-                "polygon_mm": _poly(circle_polygon(c.center, d)),
-                "confidence": float(c.probability),
-            }
+            _glass_sample("circle", c.center, (d,), 0.0, circle_polygon(c.center, d), c.probability)
         )
     samples += outlined
     samples.sort(key=lambda s: (round(s["center_mm"][0], 6), round(s["center_mm"][1], 6)))
@@ -661,6 +646,26 @@ def _slide_part(ev: _Evidence) -> _Part:
         sample["label"] = str(k)
 
     return _Part(samples, None, roles, circles)
+
+
+def _glass_sample(
+    shape: str,
+    center: tuple[float, float],
+    size: tuple[float, ...],
+    angle_deg: float,
+    polygon: np.ndarray,
+    confidence: float,
+) -> dict[str, Any]:
+    """A cover glass as a SPEC section 3 sample (its label is given later)."""
+    return {
+        "element": "cover_glass",
+        "shape": shape,
+        "center_mm": [float(center[0]), float(center[1])],
+        "size_mm": [float(v) for v in size],
+        "angle_deg": float(angle_deg),
+        "polygon_mm": _poly(polygon),
+        "confidence": float(confidence),
+    }
 
 
 def _on_any(p: np.ndarray, rects: list[Rect], margin: float) -> bool:
@@ -689,9 +694,9 @@ def _sides_seen(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> int:
     return probe.sides_seen
 
 
-def _circle_inside(c: CircleSource, r: Rect, margin: float) -> bool:
-    """Whether circle ``c`` lies inside rectangle ``r`` at least ``margin`` mm from its sides."""
-    return _on_any(np.asarray(c.center), [r], -(c.radius + margin))
+def _circle_inside(center: tuple[float, float], radius: float, r: Rect, margin: float) -> bool:
+    """Whether the circle lies inside rectangle ``r`` at least ``margin`` mm from its sides."""
+    return _on_any(np.asarray(center), [r], -(radius + margin))
 
 
 def _poly(p: np.ndarray) -> list[list[float]]:
@@ -1272,8 +1277,9 @@ def _outline_glasses(
         views, slide.center, slide.angle_deg, canvas, COVER_GLASS_DIAMETERS, cfg.outline
     )
     carrier_edges = _Lines([ln for ln in ev.lines if ln.shape_class == "sample_carrier_edge"])
-    valid: list[tuple[OutlineHit, np.ndarray]] = []
+    valid: list[tuple[OutlineHit, Rect | None, np.ndarray]] = []
     for hit in hits:
+        rect = None
         if hit.shape == "rectangle":
             rect = Rect(center=hit.center, size=(hit.size[0], hit.size[1]), angle_deg=hit.angle_deg)
             if _sides_seen(rect, carrier_edges, cfg):
@@ -1282,51 +1288,47 @@ def _outline_glasses(
         else:
             poly = circle_polygon(hit.center, hit.size[0])
         if all(_on_any(p, [slide], -cfg.outline_slide_margin_mm) for p in poly):
-            valid.append((hit, poly))
+            valid.append((hit, rect, poly))
     # A ring wholly inside a well-outlined rectangle is a marker ring drawn round the
     # sample on that glass (a thin dark ring steps up just outside it), not a glass.
-    framed = [
-        Rect(center=h.center, size=(h.size[0], h.size[1]), angle_deg=h.angle_deg)
-        for h, _ in valid
-        if h.shape == "rectangle" and h.z >= cfg.outline_override_z
-    ]
+    framed = [r for h, r, _ in valid if r is not None and h.z >= cfg.outline_override_z]
     valid = [
-        (h, poly)
-        for h, poly in valid
-        if h.shape == "rectangle"
-        or not any(
-            _on_any(np.asarray(h.center), [r], -(h.size[0] / 2 + cfg.ring_inside_mm))
-            for r in framed
-        )
+        (h, r, poly)
+        for h, r, poly in valid
+        if r is not None
+        or not any(_circle_inside(h.center, h.size[0] / 2, f, cfg.ring_inside_mm) for f in framed)
     ]
     found: list[tuple[Rect | CircleSource, np.ndarray]] = [(r, r.polygon()) for r in covers]
     found += [(c, circle_polygon(c.center, 2 * c.radius)) for c in circles]
+    dropped: set[int] = set()  # ids of the glasses from edges that an outline replaced
     taken: list[np.ndarray] = []
     out: list[dict[str, Any]] = []
-    for hit, poly in sorted(valid, key=lambda t: (-round(t[0].z, 9), t[0].center, t[0].size)):
+    for hit, _, poly in sorted(valid, key=lambda t: (-round(t[0].z, 9), t[0].center, t[0].size)):
         if any(polygon_iou(poly, t) > cfg.max_overlap_iou for t in taken):
             continue
-        overlapped = [f for f in found if polygon_iou(poly, f[1]) > cfg.max_overlap_iou]
+        overlapped = [
+            id(g)
+            for g, gp in found
+            if id(g) not in dropped and polygon_iou(poly, gp) > cfg.max_overlap_iou
+        ]
         if overlapped and hit.z < cfg.outline_override_z:
             continue
-        found = [f for f in found if all(f is not o for o in overlapped)]
+        dropped.update(overlapped)
         taken.append(poly)
         out.append(
-            {
-                "element": "cover_glass",
-                "shape": hit.shape,
-                "center_mm": [float(hit.center[0]), float(hit.center[1])],
-                "size_mm": [float(v) for v in hit.size],
-                "angle_deg": float(hit.angle_deg) if hit.shape == "rectangle" else 0.0,
-                "polygon_mm": _poly(poly),
-                "confidence": float(hit.z / (hit.z + cfg.outline_half_confidence_z)),
-            }
+            _glass_sample(
+                hit.shape,
+                hit.center,
+                hit.size,
+                hit.angle_deg if hit.shape == "rectangle" else 0.0,
+                poly,
+                hit.z / (hit.z + cfg.outline_half_confidence_z),
+            )
         )
-    kept = [f[0] for f in found]
     return (
         out,
-        [r for r in covers if any(r is k for k in kept)],
-        [c for c in circles if any(c is k for k in kept)],
+        [r for r in covers if id(r) not in dropped],
+        [c for c in circles if id(c) not in dropped],
     )
 
 

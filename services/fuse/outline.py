@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from samplescout.geometry import FrameGeometry
+from samplescout.geometry import FrameGeometry, rotation_matrix
 
 
 @runtime_checkable
@@ -99,8 +99,7 @@ def step_canvas(
     gy = np.zeros((h, w), np.float32)
     have_x = np.zeros((h, w), bool)
     have_y = np.zeros((h, w), bool)
-    a = math.radians(angle_deg)
-    to_local = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    to_local = rotation_matrix(-angle_deg)
     for coarse, geometry in views:
         # only the canvas window this frame can cover
         ij = (geometry.footprint_mm() - np.asarray(center)) @ to_local.T / resolution_mm
@@ -143,11 +142,9 @@ def _canvas_points(
     center: tuple[float, float], angle_deg: float, res: float, shape: tuple[int, int]
 ) -> np.ndarray:
     h, w = shape
-    a = math.radians(angle_deg)
-    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
     jj, ii = np.meshgrid(np.arange(w), np.arange(h))
     local = np.stack([(jj - (w - 1) / 2.0) * res, (ii - (h - 1) / 2.0) * res], axis=-1)
-    return local @ rot.T + np.asarray(center, dtype=np.float64)
+    return local @ rotation_matrix(angle_deg).T + np.asarray(center, dtype=np.float64)
 
 
 def _steps(
@@ -315,9 +312,7 @@ def _ring_kernels(r: float, sectors: int) -> list[tuple[np.ndarray, np.ndarray, 
 def _to_holder(
     local: np.ndarray, center: tuple[float, float], angle_deg: float
 ) -> tuple[float, float]:
-    a = math.radians(angle_deg)
-    x = center[0] + local[0] * math.cos(a) - local[1] * math.sin(a)
-    y = center[1] + local[0] * math.sin(a) + local[1] * math.cos(a)
+    x, y = rotation_matrix(angle_deg) @ local + np.asarray(center, dtype=np.float64)
     return (float(x), float(y))
 
 
