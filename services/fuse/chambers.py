@@ -221,46 +221,53 @@ def _fit_axis(
     for n in (1, 2, 4):
         coef = _edge_coefficients(n)
         walls: tuple[float, ...] = (0.0,) if n == 1 else cfg.inner_walls_mm
+        # Every (inner, outer) wall pair at once: rows of the arrays below.
+        iw_all = np.repeat(np.asarray(walls, dtype=np.float64), len(cfg.outer_walls_mm))
+        ow_all = np.tile(np.asarray(cfg.outer_walls_mm, dtype=np.float64), len(walls))
+        keys = [
+            (round(float(i), 3), round(float(o), 3)) for i, o in zip(iw_all, ow_all, strict=True)
+        ]
         per_wall: dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]] = {}
         for a, b in itertools.combinations(range(len(coef)), 2):
             da = coef[b] - coef[a]
             if da[0] == 0:
                 continue
-            for iw in walls:
-                for ow in cfg.outer_walls_mm:
-                    cw = (xb - xa - da[1] * iw - da[2] * ow) / da[0]
-                    ok = cw >= cfg.min_cell_mm
-                    if not ok.any():
-                        continue
-                    cwk, xak = cw[ok], xa[ok]
-                    base = xak - coef[a, 0] * cwk - coef[a, 1] * iw - coef[a, 2] * ow
-                    edges = (
-                        base[:, None]
-                        + coef[None, :, 0] * cwk[:, None]
-                        + coef[None, :, 1] * iw
-                        + coef[None, :, 2] * ow
-                    )
-                    sup = support(edges)
-                    frac = np.minimum(1.0, sup / ref)
-                    seen = (frac[:, 1:-1].sum(axis=1) + 0.5 * (frac[:, 0] + frac[:, -1])) / (
-                        2 * n + 1
-                    )
-                    explained = np.minimum(1.0, sup.sum(axis=1) / total)
-                    extent = edges[:, -1] - edges[:, 0]
-                    fits = (
-                        (np.abs(edges).max(axis=1) <= limit)
-                        & (extent >= min_extent)
-                        & (extent <= max_extent + 1e-9)
-                    )
-                    at_end = (edges[:, 0] <= end_gap - limit) | (edges[:, -1] >= limit - end_gap)
-                    prior = np.where(at_end, 1.0, far_factor)
-                    score = np.where(fits, seen * explained * prior, -1.0)
-                    k = int(np.argmax(score))
-                    key = (round(float(iw), 3), round(float(ow), 3))
-                    if score[k] >= 0 and score[k] > per_wall.get(key, (-1.0, ()))[0] + 1e-9:
-                        e = _snap(edges[k, 1:-1], clusters[:, 0], cfg.position_tol_mm)
-                        cells = tuple((float(e[2 * c]), float(e[2 * c + 1])) for c in range(n))
-                        per_wall[key] = (float(score[k]), cells)
+            iw, ow = iw_all[:, None], ow_all[:, None]
+            cw = (xb[None, :] - xa[None, :] - da[1] * iw - da[2] * ow) / da[0]
+            ok = cw >= cfg.min_cell_mm
+            if not ok.any():
+                continue
+            base = xa[None, :] - coef[a, 0] * cw - coef[a, 1] * iw - coef[a, 2] * ow
+            edges = (
+                base[:, :, None]
+                + coef[None, None, :, 0] * cw[:, :, None]
+                + coef[None, None, :, 1] * iw[:, :, None]
+                + coef[None, None, :, 2] * ow[:, :, None]
+            )
+            sup = support(edges)
+            frac = np.minimum(1.0, sup / ref)
+            seen = (frac[..., 1:-1].sum(axis=-1) + 0.5 * (frac[..., 0] + frac[..., -1])) / (
+                2 * n + 1
+            )
+            explained = np.minimum(1.0, sup.sum(axis=-1) / total)
+            extent = edges[..., -1] - edges[..., 0]
+            fits = (
+                (np.abs(edges).max(axis=-1) <= limit)
+                & (extent >= min_extent)
+                & (extent <= max_extent + 1e-9)
+            )
+            at_end = (edges[..., 0] <= end_gap - limit) | (edges[..., -1] >= limit - end_gap)
+            prior = np.where(at_end, 1.0, far_factor)
+            # -2 below the -1 of a misfit: a cell too narrow is never picked
+            score = np.where(ok, np.where(fits, seen * explained * prior, -1.0), -2.0)
+            best_k = np.argmax(score, axis=1)
+            best_s = score[np.arange(len(keys)), best_k]
+            for r in np.flatnonzero(best_s >= 0):
+                key = keys[r]
+                if best_s[r] > per_wall.get(key, (-1.0, ()))[0] + 1e-9:
+                    e = _snap(edges[r, best_k[r], 1:-1], clusters[:, 0], cfg.position_tol_mm)
+                    cells = tuple((float(e[2 * c]), float(e[2 * c + 1])) for c in range(n))
+                    per_wall[key] = (float(best_s[r]), cells)
         if per_wall:
             out[n] = per_wall
     return out
