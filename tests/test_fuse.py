@@ -462,6 +462,31 @@ def test_grid_of_large_wells_placed_by_short_arcs() -> None:
     assert math.dist(plate["a1_center_mm"], a1) < 0.25
 
 
+def test_96_well_grid_follows_its_wells_when_the_body_is_two_millimetres_off() -> None:
+    """A plate body fitted 1.6 / -1.4 mm off (a wrong edge in its fit): more than the
+    fine fit corrects at a 9 mm pitch. The wells of the outer row and column, modulo the
+    pitch, put the grid back; the body still says which well is A1."""
+    from samplescout.geometry import rotation_matrix
+
+    angle, center = 0.2, np.array([63.9, 42.7])
+    rot = rotation_matrix(angle)
+    structures: list[Structure] = []
+    body = rectangle_polygon(tuple(center + np.array([1.6, -1.4])), (127.76, 85.48), angle)
+    for k in range(4):
+        structures += _pieces(body[k], body[(k + 1) % 4], 8.0, 0, "sample_carrier_edge")
+    a1 = center + rot @ np.array([-127.76 / 2 + 14.38, -85.48 / 2 + 11.24])
+    wells = [(c, 0) for c in range(12)] + [(0, r) for r in range(1, 8)]
+    for col, row in wells:
+        c = a1 + rot @ np.array([9.0 * col, 9.0 * row])
+        for a0 in (0.0, 120.0, 240.0):
+            structures.append(_arc(float(c[0]), float(c[1]), 3.2, a0, a0 + 60.0))
+    state = FuseState()
+    state.add(structures)
+    plate = localize(state, "multiwell")["plate"]
+    assert plate is not None and plate["wells"] == 96
+    assert math.dist(plate["a1_center_mm"], a1) < 0.25
+
+
 def _faint_chamber_slide(
     slide_sides: tuple[int, ...] = (0, 1, 2, 3),
 ) -> tuple[list[Structure], list[np.ndarray]]:

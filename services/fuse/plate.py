@@ -162,6 +162,7 @@ class PlateConfig:
     radius_tol: float = 0.12
     min_score: float = 0.15
     min_points: int = 20
+    min_phase_coherence: float = 0.5
 
 
 def fit_plate(
@@ -219,12 +220,13 @@ def _place_grid(
     cfg: PlateConfig,
 ) -> tuple[np.ndarray, float] | None:
     """A1 centre and rotation of ``fmt``'s grid, from the body or from the wells."""
-    if body is not None:
-        off = np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2
-        a1 = np.asarray(body.center) + rotation_matrix(body.angle_deg) @ off
-        return a1, body.angle_deg
     half = fmt.well_size / 2
     good = [a for a in arcs if abs(a.radius - half) <= cfg.radius_tol * half + 0.2]
+    if body is not None:
+        off = np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2
+        rot = rotation_matrix(body.angle_deg)
+        a1 = np.asarray(body.center) + rot @ off
+        return a1 + rot @ _well_phase(fmt, good, a1, body.angle_deg, cfg), body.angle_deg
     if len(good) < 2:
         return None
     c = np.array([a.center for a in good])
@@ -257,6 +259,32 @@ def _place_grid(
     options.sort(key=lambda t: (round(t[0], 9), t[1], t[2]))
     first = options[0][3]
     return rotation_matrix(angle) @ first, angle
+
+
+def _well_phase(
+    fmt: PlateFormat, arcs: Sequence[Arc], a1: np.ndarray, angle: float, cfg: PlateConfig
+) -> np.ndarray:
+    """Shift (grid axes, within half a pitch) that puts the wells' centres on the grid
+    whose A1 the plate body gave.
+
+    The body fixes which well is A1, but a wrong edge in its fit (a skirt's step, a
+    lid's rim) can move it by a millimetre or two, more than the fine fit corrects. The
+    wells' own positions modulo the pitch do not depend on the body: where they agree
+    (resultant length at least ``cfg.min_phase_coherence``), they set the sub-pitch
+    position.
+    """
+    if len(arcs) < 2:
+        return np.zeros(2)
+    c = np.array([a.center for a in arcs]) - a1
+    w = np.array([a.weight * max(a.a1 - a.a0, 1.0) for a in arcs])
+    q = c @ rotation_matrix(angle)
+    out = np.zeros(2)
+    for k in (0, 1):
+        z = np.sum(w * np.exp(2j * math.pi * q[:, k] / fmt.pitch))
+        if abs(z) < cfg.min_phase_coherence * float(w.sum()):
+            return np.zeros(2)
+        out[k] = fmt.pitch / (2 * math.pi) * float(np.angle(z))
+    return out
 
 
 def _square_grid(
