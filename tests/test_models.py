@@ -18,7 +18,7 @@ from samplescout.identify.net import NetIdentifier, load_identifier
 from samplescout.registry import Registry
 from samplescout.select import train as select_train
 from samplescout.select.base import Selector
-from samplescout.select.model import SelectUNet, prepare_input
+from samplescout.select.model import SelectUNet, edge_evidence, normalised_input, prepare_input
 from samplescout.select.net import NetSelector, load_selector
 from samplescout.select.patches import PatchSelector
 
@@ -40,12 +40,22 @@ def tiny_select_data(tiny_frame):
     return select_train.SelectData([x], [ann.select], {}, {"test": True})
 
 
-@pytest.mark.parametrize("arch", ["unet", "patch"])
-def test_select_training_lowers_the_loss(tiny_select_data, arch: str) -> None:
+@pytest.fixture(scope="module")
+def tiny_select_data3(tiny_frame, tiny_select_data):
+    x = normalised_input(make_coarse(tiny_frame.image, 2), 1, 3)
+    return select_train.SelectData([x], tiny_select_data.targets, {}, {"test": 3})
+
+
+@pytest.mark.parametrize(("arch", "channels"), [("unet", 2), ("patch", 2), ("unet", 3)])
+def test_select_training_lowers_the_loss(
+    tiny_select_data, tiny_select_data3, arch: str, channels: int
+) -> None:
+    data = tiny_select_data3 if channels == 3 else tiny_select_data
     _, info = select_train.train_model(
-        tiny_select_data, architecture=arch, steps=40, batch=4, crop=64, lr=5e-3, log=False
+        data, architecture=arch, steps=40 * (channels - 1), batch=4, crop=64, lr=5e-3, log=False
     )
     assert info["last_loss"] < 0.8 * info["first_loss"]
+    assert info["hparams"]["in_channels"] == channels
 
 
 def test_identify_training_lowers_the_loss(tiny_frame) -> None:
@@ -60,9 +70,9 @@ def test_identify_training_lowers_the_loss(tiny_frame) -> None:
     assert info["last_loss"] < 0.8 * info["first_loss"]
 
 
-def _registry_with_unet(tmp_path: Path) -> tuple[Registry, SelectUNet]:
+def _registry_with_unet(tmp_path: Path, in_channels: int = 2) -> tuple[Registry, SelectUNet]:
     torch.manual_seed(5)
-    m = SelectUNet(width=4)
+    m = SelectUNet(width=4, in_channels=in_channels)
     # non-trivial batch-norm statistics, so fusing them at load time is exercised
     for mod in m.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
@@ -76,11 +86,14 @@ def _registry_with_unet(tmp_path: Path) -> tuple[Registry, SelectUNet]:
     return reg, m
 
 
-def test_loaded_selector_gives_the_same_outputs_as_before_saving(tmp_path: Path) -> None:
-    reg, m = _registry_with_unet(tmp_path)
+@pytest.mark.parametrize("channels", [2, 3])
+def test_loaded_selector_gives_the_same_outputs_as_before_saving(
+    tmp_path: Path, channels: int
+) -> None:
+    reg, m = _registry_with_unet(tmp_path, channels)
     coarse = np.random.default_rng(1).random((70, 90)).astype(np.float32)
     with torch.inference_mode():
-        x = torch.from_numpy(prepare_input(coarse))[None]
+        x = torch.from_numpy(normalised_input(coarse, 1, channels))[None]
         x = torch.nn.functional.pad(x, (0, 6, 0, 10), mode="replicate")
         ref = torch.softmax(m.full_logits(x), 1)[0, :, :70, :90].numpy()
     a = load_selector(reg)
@@ -89,6 +102,26 @@ def test_loaded_selector_gives_the_same_outputs_as_before_saving(tmp_path: Path)
     pa, pb = a.probabilities(coarse), b.probabilities(coarse)
     assert np.array_equal(pa, pb)
     np.testing.assert_allclose(pa, ref, atol=1e-4)
+
+
+def test_edge_channel_shows_a_faint_long_edge_that_the_high_pass_does_not() -> None:
+    rng = np.random.default_rng(3)
+    coarse = (0.5 + 0.02 * rng.standard_normal((96, 128))).astype(np.float32)
+    coarse[:, 64:] += 0.03  # a step of 1.5 noise sigma: hardly visible pixel by pixel
+    two = prepare_input(coarse)
+    three = normalised_input(coarse, 1, 3)
+    assert three.shape == (3, 96, 128)
+    np.testing.assert_array_equal(three[:2], two)
+    edge = three[2]
+    assert np.array_equal(edge, edge_evidence(coarse))
+    on, off = edge[8:-8, 62:66].mean(), edge[8:-8, 8:40].mean()
+    assert on > 0.8 and off < 0.1
+    # the high-pass channel alone does not single the edge out
+    assert abs(two[1][8:-8, 62:66]).mean() < 2 * abs(two[1][8:-8, 8:40]).mean()
+    up = normalised_input(coarse, 2, 3)
+    assert up.shape == (3, 192, 256) and up[2][16:-16, 124:132].mean() > 0.8
+    with pytest.raises(ValueError, match="2 or 3 input channels"):
+        normalised_input(coarse, 1, 4)
 
 
 class _FixedMap(torch.nn.Module):
@@ -129,6 +162,24 @@ def test_regions_map_to_full_resolution_and_holder_coordinates() -> None:
         np.testing.assert_allclose(r.polygon_mm, geom.box_to_holder(*r.box_px), atol=1e-12)
         assert r.kind == "structure" and -90 < r.orientation_deg <= 90
     assert covered[20 * factor : 120 * factor].all()
+
+
+def test_grow_widens_regions_across_the_edge_without_adding_any() -> None:
+    mask = np.zeros((150, 200), bool)
+    mask[20:120, 100] = True
+    geom = FrameGeometry(Pose((0.0, 0.0), 0.0125, 0.0), 1600, 1200)
+    boxes = {}
+    for grow in (0, 2):
+        sel = NetSelector(_FixedMap(mask), grow=grow, device=torch.device("cpu"))
+        regions = sel.select(
+            np.zeros((150, 200), np.float32), frame_index=0, geometry=geom, factor=8
+        )
+        boxes[grow] = sorted(r.box_px for r in regions)
+    assert len(boxes[0]) == len(boxes[2])
+    for (a0, _, a1, _), (b0, _, b1, _) in zip(boxes[0], boxes[2], strict=True):
+        assert (a0 - b0, b1 - a1) == (16, 16)  # two coarse pixels each side
+    with pytest.raises(ValueError, match="grow"):
+        NetSelector(_FixedMap(mask), grow=-1)
 
 
 @pytest.fixture(scope="module")
@@ -379,6 +430,29 @@ def test_train_command_passes_width_and_refuses_balanced_selection(
     rec = Registry(reg).resolve("select")
     assert rec.metadata["hparams"]["width"] == 4
     assert rec.metadata["training"]["device"] == "cpu"
+    assert rec.metadata["input"]["channels"] == ["robust_intensity", "noise_highpass"]
+    assert main(["train", "identify", "--input-channels", "3", "--steps", "2"]) == 2
+
+
+def test_train_command_with_the_edge_channel_registers_a_three_channel_selector(
+    monkeypatch, tmp_path: Path, tiny_select_data3
+) -> None:
+    from samplescout.cli import main
+
+    asked: list[dict] = []
+    monkeypatch.setattr(
+        select_train, "build_data", lambda *a, **k: asked.append(k) or tiny_select_data3
+    )
+    reg = tmp_path / "reg"
+    args = ["train", "select", "--registry", str(reg), "--steps", "2", "--device", "cpu"]
+    assert main([*args, "--input-channels", "3"]) == 0
+    assert asked[0]["channels"] == 3
+    rec = Registry(reg).resolve("select")
+    assert rec.metadata["hparams"]["in_channels"] == 3
+    assert rec.metadata["input"]["channels"][-1] == "coherent_edge_z"
+    sel = load_selector(reg)
+    coarse = np.random.default_rng(2).random((40, 56)).astype(np.float32)
+    assert sel.channels == 3 and sel.probabilities(coarse).shape == (4, *coarse.shape)
 
 
 def test_identify_training_stores_held_out_accuracy(
@@ -422,3 +496,22 @@ def test_identifier_folded_for_the_cpu_gives_the_trained_outputs(tmp_path: Path)
         want, got = m(x), folded(x.contiguous(memory_format=torch.channels_last))
     for k in want:
         assert torch.allclose(want[k], got[k], atol=1e-4), k
+
+
+def test_training_data_at_two_coarse_scales_records_the_largest_pixel(
+    monkeypatch, tiny_frame
+) -> None:
+    monkeypatch.setattr(select_train, "render_frames", lambda *a, **k: iter([tiny_frame]))
+    data = select_train.build_data([11], channels=3, scales=(1, 2), log=False)
+    assert len(data.inputs) == len(data.targets) == 2
+    (c, h, w), (c2, h2, w2) = data.inputs[0].shape, data.inputs[1].shape
+    assert c == c2 == 3 and (h2, w2) == (h // 2, w // 2)
+    assert data.targets[1].shape == (h2, w2)
+    f = max(1, round(8 * tiny_frame.scale))
+    want = round(2 * f * tiny_frame.pose.pixel_size_mm, 4)
+    assert data.description["max_coarse_pixel_mm"] == want
+    assert data.description["scales"] == [1, 2]
+    # a selector trained on it needs no upsampling up to that pixel size
+    model, _ = select_train.train_model(data, steps=1, batch=1, crop=32, log=False)
+    sel = NetSelector(model, max_pixel_mm=want)
+    assert sel.upsample(want) == 1 and sel.upsample(want * 1.5) == 2

@@ -16,8 +16,34 @@ from torch import nn
 ALIGN = 16
 
 
-def prepare_input(coarse: np.ndarray, noise_ref: np.ndarray | None = None) -> np.ndarray:
-    """Two channels ``(2, h, w)`` float32 from a coarse grey image in [0, 1].
+#: Input channels of the first models (metadata ``input.channels``).
+BASE_CHANNELS = ("robust_intensity", "noise_highpass")
+#: With the classical selector's coherent-edge evidence as a third channel.
+EDGE_CHANNELS = (*BASE_CHANNELS, "coherent_edge_z")
+
+
+def edge_evidence(coarse: np.ndarray) -> np.ndarray:
+    """The classical selector's coherent-gradient z-score of ``coarse``, as a network input.
+
+    Long faint edges add up coherently in the structure tensor where a 3x3 kernel sees
+    only noise; giving the network that statistic lets it spend its capacity on telling
+    sample edges from clutter. Clipped to [-3, 24] and divided by 6 (the classical
+    selector's midpoint), so strong edges saturate.
+    """
+    from samplescout.select.classical import ClassicalSelector
+
+    _, z, _ = ClassicalSelector().probability_map(coarse)
+    return np.clip(z, -3.0, 24.0) / 6.0
+
+
+def prepare_input(
+    coarse: np.ndarray,
+    noise_ref: np.ndarray | None = None,
+    *,
+    edge: np.ndarray | None = None,
+) -> np.ndarray:
+    """Two channels ``(2, h, w)`` float32 from a coarse grey image in [0, 1], three with
+    ``edge`` (:func:`edge_evidence`, same shape) appended.
 
     Channel 0: the image minus its median over its robust range, so 16-bit frames that
     hold 12-bit data (values up to 1/16) look like any other. Channel 1: the local
@@ -37,7 +63,8 @@ def prepare_input(coarse: np.ndarray, noise_ref: np.ndarray | None = None) -> np
     lap = cv2.Laplacian(ref, cv2.CV_32F, ksize=1)
     sigma = max(float(np.median(np.abs(lap[::2, ::2]))) * 1.4826 / 2.83, 1e-7)
     c1 = np.clip(hp / (4.0 * sigma), -4.0, 4.0)
-    return np.stack([c0, c1]).astype(np.float32)
+    chans = [c0, c1] if edge is None else [c0, c1, edge]
+    return np.stack(chans).astype(np.float32)
 
 
 #: Largest coarse pixel (holder mm) the shipped selectors were trained on; a coarser
@@ -52,18 +79,24 @@ def upsample_factor(coarse_pixel_mm: float, max_pixel_mm: float = MAX_COARSE_PIX
     return max(1, int(np.ceil(coarse_pixel_mm / max_pixel_mm - 1e-6)))
 
 
-def normalised_input(coarse: np.ndarray, k: int) -> np.ndarray:
-    """:func:`prepare_input` of ``coarse`` upsampled ``k`` times (bilinear; ``k=1``: as is).
+def normalised_input(coarse: np.ndarray, k: int, channels: int = 2) -> np.ndarray:
+    """:func:`prepare_input` of ``coarse`` upsampled ``k`` times (bilinear; ``k=1``: as is),
+    with :func:`edge_evidence` when ``channels`` is 3.
 
-    Noise is measured on the original coarse image, so the high-pass channel keeps its
-    meaning (edge contrast over the coarse noise).
+    Noise and edge evidence are measured on the original coarse image, so the high-pass
+    channel keeps its meaning (edge contrast over the coarse noise).
     """
+    if channels not in (2, 3):
+        raise ValueError(f"selection models read 2 or 3 input channels, not {channels}")
     img = np.ascontiguousarray(coarse, dtype=np.float32)
+    edge = edge_evidence(img) if channels == 3 else None
     if k <= 1:
-        return prepare_input(img)
+        return prepare_input(img, edge=edge)
     h, w = img.shape
     up = cv2.resize(img, (w * k, h * k), interpolation=cv2.INTER_LINEAR)
-    return prepare_input(up, noise_ref=img)
+    if edge is not None:
+        edge = cv2.resize(edge, (w * k, h * k), interpolation=cv2.INTER_LINEAR)
+    return prepare_input(up, noise_ref=img, edge=edge)
 
 
 def pool_probabilities(

@@ -137,6 +137,10 @@ class NetSelector:
         half-scale frame at factor 8, say) are upsampled by an integer factor before the
         model and its probabilities pooled back to the coarse grid, so the model always
         sees structures at the scale it learned. ``0`` turns this off.
+    grow
+        Coarse pixels added on each side of the thresholded structure map before the
+        connected regions are cut: the model marks edges a pixel or two wide, and the
+        identifier needs both sides of an edge in its crop to place and classify it.
     """
 
     def __init__(
@@ -151,7 +155,10 @@ class NetSelector:
         device: torch.device | None = None,
         name: str = "select-unet",
         max_pixel_mm: float = MAX_COARSE_PIXEL_MM,
+        grow: int = 0,
     ) -> None:
+        if grow < 0:
+            raise ValueError("grow must be >= 0")
         if tile_px <= 2 * margin_px:
             raise ValueError("tile_px must exceed twice margin_px")
         self.device = device or pick_device()
@@ -163,6 +170,8 @@ class NetSelector:
         self.min_area = min_area
         self.name = name
         self.max_pixel_mm = max_pixel_mm
+        self.grow = int(grow)
+        self.channels = int(getattr(model, "hparams", {}).get("in_channels", 2))
 
     def upsample(self, coarse_pixel_mm: float | None) -> int:
         """The integer upsampling applied to a coarse frame of this pixel size."""
@@ -173,7 +182,8 @@ class NetSelector:
     def probabilities(self, coarse: np.ndarray, upsample: int = 1) -> np.ndarray:
         """Class probabilities ``(4, h, w)`` per coarse pixel (model run at ``upsample`` x)."""
         h, w = coarse.shape
-        x = torch.from_numpy(normalised_input(coarse, upsample))[None].to(self.device)
+        x = torch.from_numpy(normalised_input(coarse, upsample, self.channels))[None]
+        x = x.to(self.device)
         x = pad_to(x).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             logits = self.model.full_logits(x)[..., : h * upsample, : w * upsample]  # type: ignore[operator]
@@ -196,7 +206,11 @@ class NetSelector:
             (2, "label", self.label_threshold),
         ):
             p = prob[cls_id]
-            found.extend(self._components(p, p >= thr, kind, tensor, factor))
+            mask = p >= thr
+            if self.grow and kind == "structure":
+                side = 2 * self.grow + 1
+                mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
+            found.extend(self._components(p, mask, kind, tensor, factor))
         return ranked_regions(
             found,
             frame_index=frame_index,

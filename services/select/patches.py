@@ -8,7 +8,7 @@ import torch
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry
 from samplescout.inference import pick_device
-from samplescout.select.model import PatchNet, pad_to, prepare_input
+from samplescout.select.model import PatchNet, normalised_input, pad_to
 from samplescout.select.net import (
     Candidate,
     orientation_map,
@@ -68,10 +68,11 @@ class PatchSelector:
         self.nms_iou = nms_iou
         self.margin_px = margin_px
         self.name = name
+        self.channels = int(getattr(model, "hparams", {}).get("in_channels", 2))
 
     def window_probabilities(self, coarse: np.ndarray) -> np.ndarray:
         """Class probabilities ``(4, ceil(h/8), ceil(w/8))`` per window."""
-        x = torch.from_numpy(prepare_input(coarse))[None].to(self.device)
+        x = torch.from_numpy(normalised_input(coarse, 1, self.channels))[None].to(self.device)
         x = pad_to(x).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             prob = torch.softmax(self.model(x), dim=1)[0]

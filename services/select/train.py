@@ -28,7 +28,13 @@ from samplescout.coarse import DEFAULT_FACTOR, make_coarse
 from samplescout.inference import pick_device
 from samplescout.progress import progress
 from samplescout.registry import ModelRecord, Registry, data_hash
-from samplescout.select.model import ARCHITECTURES, PatchNet, prepare_input
+from samplescout.select.model import (
+    ARCHITECTURES,
+    BASE_CHANNELS,
+    EDGE_CHANNELS,
+    PatchNet,
+    normalised_input,
+)
 from samplescout.training import LossMonitor
 
 CLASS_WEIGHTS = (1.0, 4.0, 1.0, 1.0)
@@ -36,7 +42,7 @@ CLASS_WEIGHTS = (1.0, 4.0, 1.0, 1.0)
 
 @dataclass(slots=True)
 class SelectData:
-    inputs: list[np.ndarray]  # (2, h, w)
+    inputs: list[np.ndarray]  # (channels, h, w)
     targets: list[np.ndarray]  # (h, w) uint8
     annotation: dict[str, float]
     description: dict[str, Any]
@@ -50,10 +56,20 @@ def build_data(
     narrow_frames: int = 3,
     wide_scale: float = 0.5,
     factor: int = DEFAULT_FACTOR,
+    channels: int = 2,
+    scales: tuple[int, ...] = (1,),
     log: bool = True,
 ) -> SelectData:
-    """Render and annotate the training frames."""
+    """Render and annotate the training frames (inputs of ``channels`` 2 or 3, see
+    :func:`~samplescout.select.model.normalised_input`).
+
+    Every frame is reduced by ``factor`` (scaled with the frame's rendering scale, so
+    the coarse pixel size is that of a full-scale frame) times each of ``scales``: with
+    ``(1, 2)`` the model also learns coarse pixels twice as large, as a half-scale frame
+    at the full factor gives, and needs no upsampling there.
+    """
     inputs, targets, stats = [], [], []
+    max_pixel_mm = 0.0
     bars = ExitStack()
     bar = bars.enter_context(
         progress(None, "rendering training frames", enabled=None if log else False)
@@ -65,12 +81,15 @@ def build_data(
         wide_scale=wide_scale,
         narrow_frames=narrow_frames,
     ):
-        f = max(1, round(factor * fr.scale))
-        ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=f)
-        coarse = make_coarse(fr.image, f)
-        inputs.append(prepare_input(coarse))
-        targets.append(ann.select)
-        stats.append(ann.stats)
+        for m in scales:
+            f = max(1, round(factor * fr.scale)) * m
+            ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=f, with_hough=m == scales[0])
+            coarse = make_coarse(fr.image, f)
+            inputs.append(normalised_input(coarse, 1, channels))
+            targets.append(ann.select)
+            if m == scales[0]:
+                stats.append(ann.stats)
+            max_pixel_mm = max(max_pixel_mm, f * fr.pose.pixel_size_mm)
         bar.advance()
         bar.describe(f"rendering training frames: {len(inputs)}")
     bars.close()
@@ -82,6 +101,12 @@ def build_data(
         "wide_scale": wide_scale,
         "factor": factor,
     }
+    # the first models' descriptions (and data hashes) stay as they were
+    if channels != 2:
+        desc["channels"] = channels
+    if tuple(scales) != (1,):
+        desc["scales"] = list(scales)
+        desc["max_coarse_pixel_mm"] = round(max_pixel_mm, 4)
     return SelectData(inputs, targets, annotation_quality(stats), desc)
 
 
@@ -165,7 +190,9 @@ def train_model(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cls = ARCHITECTURES[architecture]
-    hp: dict[str, Any] = {} if width is None else {"width": width}
+    hp: dict[str, Any] = {"in_channels": int(data.inputs[0].shape[0])}
+    if width is not None:
+        hp["width"] = width
     model = cls(**hp).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -207,6 +234,8 @@ def train(
     aliases: tuple[str, ...] | None = None,
     narrow_frames: int = 3,
     width: int | None = None,
+    channels: int = 2,
+    scales: tuple[int, ...] = (1,),
     device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
@@ -215,7 +244,7 @@ def train(
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     seeds = list(data_seeds) if data_seeds is not None else list(range(1000, 1006))
     t0 = time.perf_counter()
-    data = build_data(seeds, narrow_frames=narrow_frames, log=log)
+    data = build_data(seeds, narrow_frames=narrow_frames, channels=channels, scales=scales, log=log)
     model, info = train_model(
         data,
         architecture=architecture,
@@ -234,7 +263,12 @@ def train(
         "hparams": info["hparams"],
         "input": {
             "coarse_factor": DEFAULT_FACTOR,
-            "channels": ["robust_intensity", "noise_highpass"],
+            "channels": list(EDGE_CHANNELS if channels == 3 else BASE_CHANNELS),
+            **(
+                {"max_coarse_pixel_mm": data.description["max_coarse_pixel_mm"]}
+                if "max_coarse_pixel_mm" in data.description
+                else {}
+            ),
         },
         "classes": list(SELECT_CLASSES),
         "context": context or {"microscope": "", "camera": "", "light": "", "carriers": []},

@@ -509,6 +509,22 @@ def _add_train_parser(sub: Any) -> None:
         "--width", type=int, default=None, help="network width (default: the architecture's)"
     )
     p.add_argument(
+        "--input-channels",
+        type=int,
+        choices=(2, 3),
+        default=2,
+        help="select: 3 adds the classical coherent-edge z-score to the intensity and "
+        "high-pass channels",
+    )
+    p.add_argument(
+        "--coarse-scales",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="select: train on each frame reduced by the coarse factor times each of these "
+        "(1 2: also coarse pixels twice as large, as half-scale frames give)",
+    )
+    p.add_argument(
         "--eval-seeds",
         type=int,
         nargs="+",
@@ -549,6 +565,15 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
     for flag, value in (("--balanced", ns.balanced), ("--eval-seeds", ns.eval_seeds)):
         if value and ns.task != "identify":
             raise InputError("train", flag, "applies to the identification model only")
+    if ns.task == "identify":
+        for flag, changed in (
+            ("--input-channels", ns.input_channels != 2),
+            ("--coarse-scales", ns.coarse_scales != [1]),
+        ):
+            if changed:
+                raise InputError("train", flag, "applies to the selection models only")
+    if any(m < 1 or m > 8 for m in ns.coarse_scales):
+        raise InputError("train", "--coarse-scales", "multipliers must be between 1 and 8")
     common: dict[str, Any] = {
         "data_seeds": ns.data_seeds,
         "loss_threshold": ns.loss_threshold,
@@ -578,6 +603,8 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
             architecture=arch,
             name=ns.name,
             aliases=() if ns.no_alias else None,
+            channels=ns.input_channels,
+            scales=tuple(ns.coarse_scales),
             **common,
         )
     t = rec.metadata["training"]
