@@ -195,3 +195,70 @@ def test_bold_and_faint_steps_keep_their_class_in_a_dim_frame(scale: float) -> N
         out = ClassicalIdentifier().identify([(_region(), img)], GEOM)
         results[name] = out[0].shape_class
     assert results == {"bold": "sample_carrier_edge", "faint": "straight_cover_glass_edge"}
+
+
+def _walls_crossing(noise: float = 0.01, seed: int = 1) -> np.ndarray:
+    """A 256 px crop (0.045 mm px) of a chamber slide where two dividers cross: a bright
+    wall 1 mm (22 px) thick across the whole crop, a shorter one across it above."""
+    rng = np.random.default_rng(seed)
+    img = np.full((256, 256), 0.3, np.float32)
+    img[110:132, :] = 0.6
+    img[:110, 150:172] = 0.6
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    return (img + rng.normal(0, noise, img.shape)).astype(np.float32)
+
+
+def _directions(edges: list) -> list[str]:
+    out = []
+    for e in edges:
+        assert e.kind == "line"
+        x0, y0, x1, y1 = e.line
+        out.append("h" if abs(x1 - x0) > abs(y1 - y0) else "v")
+    return out
+
+
+def test_on_chamber_slides_a_divider_crossing_a_wall_is_found_too() -> None:
+    crop = _walls_crossing()
+    plain = ClassicalIdentifier()
+    assert _directions(plain.find_edges(crop, 0.045)) == ["h", "h"]
+    chamber = plain.for_carrier("chamber_slide")
+    assert chamber is not plain and chamber is plain.for_carrier("chamber_slide")
+    assert chamber.max_crossing == 2 and plain.max_crossing == 0
+    dirs = _directions(chamber.find_edges(crop, 0.045))
+    assert dirs[:2] == ["h", "h"] and dirs[2:] == ["v", "v"]
+    for carrier in ("slide", "multiwell", "petri_dish", "unknown"):
+        assert plain.for_carrier(carrier) is plain
+    # two parallel lines 0.2 mm apart are one glass edge's double line, not a wall
+    thin = np.full((256, 256), 0.3, np.float32)
+    thin[120:125, :] = 0.6
+    thin[:110, 150:172] = 0.6
+    thin = cv2.GaussianBlur(thin, (0, 0), 1.0)
+    assert _directions(chamber.find_edges(thin, 0.045))[:2] == ["h", "h"]
+    assert len(chamber.find_edges(thin, 0.045)) == 2
+
+
+def test_the_identify_stage_uses_the_sessions_carrier(easy_wide_slide) -> None:
+    from samplescout.acquire.sources import BundleSource
+    from samplescout.app import EmbeddedPipeline, Stages, load_stages
+    from samplescout.bundle import open_bundle
+    from samplescout.config import Settings
+    from samplescout.identify.base import CarrierAware
+
+    asked: list[str] = []
+
+    class Recording(ClassicalIdentifier):
+        def for_carrier(self, carrier: str) -> ClassicalIdentifier:
+            asked.append(carrier)
+            return super().for_carrier(carrier)
+
+    assert isinstance(Recording(), CarrierAware)
+    settings = Settings()
+    base = load_stages(settings)
+    stages = Stages(
+        selectors=base.selectors, identifiers={**base.identifiers, "coarse": Recording()}
+    )
+    pipeline = EmbeddedPipeline(settings=settings, stages=stages)
+    pipeline.run(BundleSource(open_bundle(easy_wide_slide)), carrier="chamber_slide")
+    pipeline.run(BundleSource(open_bundle(easy_wide_slide)))
+    frames = len(open_bundle(easy_wide_slide).manifest.frames)
+    assert asked == ["chamber_slide"] * frames + ["slide"] * frames

@@ -32,3 +32,18 @@ class Identifier(Protocol):
     def identify(
         self, crops: Sequence[tuple[Region, np.ndarray]], geometry: FrameGeometry
     ) -> list[Structure]: ...
+
+
+@runtime_checkable
+class CarrierAware(Protocol):
+    """An identifier with settings per carrier kind.
+
+    Contract
+    --------
+    ``for_carrier`` returns the identifier to use on the frames of a session whose
+    carrier is ``carrier`` (a SPEC carrier name, ``unknown`` included); the same
+    object for the same name, so nothing is rebuilt per frame, and ``self`` where
+    nothing differs.
+    """
+
+    def for_carrier(self, carrier: str) -> Identifier: ...

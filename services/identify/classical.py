@@ -13,6 +13,7 @@ goes on past them.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -105,6 +106,15 @@ class ClassicalIdentifier:
         an edge does not count towards ``max_per_region``, so the search in its crop
         goes on (a faint cover-glass edge next to a pen circle), past up to
         ``max_skipped`` strokes.
+    max_crossing
+        (Chamber slides: see :meth:`for_carrier`; 0 elsewhere, where label print and
+        its edge make the same pattern.) Further straight edges looked for after
+        ``max_per_region`` when the edges found
+        are the two sides of one wall (parallel lines ``crossing_wall_mm`` apart: as
+        thick as a chamber wall, thicker than the double line of one glass edge) and
+        the next is a line across them (within ``crossing_tol_deg`` of
+        perpendicular): where a chamber slide's dividers cross, the longer divider's
+        two sides fill the crop's quota and the other divider would go unseen.
     report_markers
         Whether pen-stroke edges are still reported (as before, by their shape and
         contrast). Off, they are left out; fusion then loses the wrong-size circles
@@ -134,6 +144,9 @@ class ClassicalIdentifier:
         noise_floor: float = 1e-5,
         marker_width_mm: float = 0.8,
         max_skipped: int = 3,
+        max_crossing: int = 0,
+        crossing_wall_mm: tuple[float, float] = (0.5, 2.5),
+        crossing_tol_deg: float = 15.0,
         report_markers: bool = True,
     ) -> None:
         self.sigma = sigma
@@ -152,7 +165,25 @@ class ClassicalIdentifier:
         self.noise_floor = noise_floor
         self.marker_width_mm = marker_width_mm
         self.max_skipped = max_skipped
+        self.max_crossing = max_crossing
+        self.crossing_wall_mm = crossing_wall_mm
+        self.crossing_tol_deg = crossing_tol_deg
         self.report_markers = report_markers
+        self._variants: dict[str, ClassicalIdentifier] = {}
+
+    def for_carrier(self, carrier: str) -> ClassicalIdentifier:
+        """This identifier as used on ``carrier``'s frames: on chamber slides it also
+        looks for a divider crossing the wall that fills a crop (``max_crossing`` 2);
+        elsewhere it is used as configured."""
+        if carrier != "chamber_slide" or self.max_crossing:
+            return self
+        cached = self._variants.get(carrier)
+        if cached is None:
+            cached = copy.copy(self)
+            cached.max_crossing = 2
+            cached._variants = {}
+            self._variants[carrier] = cached
+        return cached
 
     def identify(
         self, crops: Sequence[tuple[Region, np.ndarray]], geometry: FrameGeometry
@@ -212,13 +243,28 @@ class ClassicalIdentifier:
         edges: list[_Edge] = []
         alive = np.ones(len(pts), dtype=bool)
         taken = skipped = 0
-        while taken < self.max_per_region and skipped <= self.max_skipped:
+        wall: tuple[float, float] | None = None  # direction of a wall's two sides
+        while skipped <= self.max_skipped:
+            if taken >= self.max_per_region:
+                if wall is None:
+                    wall = self._wall(edges, pixel_size_mm)
+                if wall is None or taken >= self.max_per_region + self.max_crossing:
+                    break
             if alive.sum() < self.min_support:
                 break
             edge, used = self._best_edge(pts, theta, unit, z, chain, alive, w, h)
             alive &= ~used
             if edge is None:
                 break
+            if wall is not None:
+                across = self._crosses(edge, wall)
+                if across is None:
+                    break
+                if not across:
+                    # Another piece of a wall side (the crossing divider cuts it in two).
+                    alive &= ~self._near(edge, pts)
+                    skipped += 1
+                    continue
             alive &= ~self._near(edge, pts)
             normals = self._normals(edge)
             band = self._is_marker(normals, g, pixel_size_mm) if pixel_size_mm else 0.0
@@ -233,6 +279,42 @@ class ClassicalIdentifier:
             edges.append(self._with_contrast(edge, normals, g))
             taken += 1
         return edges
+
+    def _wall(self, edges: list[_Edge], pixel_size_mm: float | None) -> tuple[float, float] | None:
+        """Unit direction of the wall whose two sides are the last two edges found
+        (parallel lines ``crossing_wall_mm`` apart), else None."""
+        lines = [e.line for e in edges[-2:] if e.kind == "line" and e.line is not None]
+        if self.max_crossing <= 0 or len(lines) < 2 or not pixel_size_mm:
+            return None
+        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = lines
+        da = np.array([ax1 - ax0, ay1 - ay0])
+        db = np.array([bx1 - bx0, by1 - by0])
+        na, nb = float(np.hypot(*da)), float(np.hypot(*db))
+        if na == 0 or nb == 0:
+            return None
+        da, db = da / na, db / nb
+        if abs(float(da @ db)) < math.cos(math.radians(3.0)):
+            return None
+        normal = np.array([-da[1], da[0]])
+        gap = abs(float(normal @ (np.array([(bx0 + bx1) / 2, (by0 + by1) / 2]) - [ax0, ay0])))
+        lo, hi = self.crossing_wall_mm
+        if not lo <= gap * pixel_size_mm <= hi:
+            return None
+        return float(da[0]), float(da[1])
+
+    def _crosses(self, edge: _Edge, wall: tuple[float, float]) -> bool | None:
+        """True for a line across the wall of direction ``wall``, False for one along
+        it (within 3 degrees), None for anything else."""
+        if edge.kind != "line" or edge.line is None:
+            return None
+        x0, y0, x1, y1 = edge.line
+        n = math.hypot(x1 - x0, y1 - y0)
+        if n == 0:
+            return None
+        cos = abs((x1 - x0) * wall[0] + (y1 - y0) * wall[1]) / n
+        if cos <= math.sin(math.radians(self.crossing_tol_deg)):
+            return True
+        return False if cos >= math.cos(math.radians(3.0)) else None
 
     def _best_edge(
         self,

@@ -74,6 +74,23 @@ class HybridIdentifier:
         self.override_probability = override_probability
         self.name = f"hybrid({net.name}+{self.classical.name})"
         self._index = {c: i for i, c in enumerate(STRUCTURE_CLASSES)}
+        self._variants: dict[str, HybridIdentifier] = {}
+
+    def for_carrier(self, carrier: str) -> HybridIdentifier:
+        """The same CNN with the classical fitter's settings for ``carrier``."""
+        fitter = self.classical.for_carrier(carrier)
+        if fitter is self.classical:
+            return self
+        cached = self._variants.get(carrier)
+        if cached is None:
+            cached = HybridIdentifier(
+                self.net,
+                fitter,
+                skip_probability=self.skip_probability,
+                override_probability=self.override_probability,
+            )
+            self._variants[carrier] = cached
+        return cached
 
     def classify(self, structure: Structure, probs: np.ndarray) -> Structure:
         """``structure`` (classical) with the CNN's class where it is confident."""

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 
 from samplescout import bus as streams
 from samplescout.bus import Bus
-from samplescout.contracts import Region, model_name, pose_from_proto
+from samplescout.contracts import PROTO_TO_CARRIER, Region, model_name, pose_from_proto
 from samplescout.framestore import FrameStore
 from samplescout.geometry import FrameGeometry
-from samplescout.identify.base import Identifier
+from samplescout.identify.base import CarrierAware, Identifier
 from samplescout.identify.labels import read_codes
 from samplescout.sessions import EventSink
 from samplescout.v1 import pipeline_pb2, types_pb2
@@ -72,6 +72,10 @@ class IdentifyWorker:
         identifier = self._identifiers.get(msg.session.method or self._default)
         if identifier is None:
             raise ValueError(f"unknown method {msg.session.method!r}")
+        if isinstance(identifier, CarrierAware):
+            identifier = identifier.for_carrier(
+                PROTO_TO_CARRIER.get(msg.session.carrier) or "unknown"
+            )
         structures = identifier.identify(crops, geometry)
         # Selection boxes printed codes as ``label`` regions, quiet zone included.
         codes = read_codes([(r.box_px, c) for r, c in crops if r.kind == "label"], geometry)
