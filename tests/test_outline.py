@@ -219,3 +219,39 @@ def test_marker_ring_on_an_outlined_glass_is_not_a_second_glass() -> None:
     samples = localize(state, "slide", views=_Views([(img, geometry)]))["samples"]
     assert [s["shape"] for s in samples] == ["rectangle"]
     assert sorted(samples[0]["size_mm"]) == [22.0, 22.0]
+
+
+def _dish(glass_step: float, seed: int) -> tuple[FuseState, _Views]:
+    """A dish whose wall (35 mm) was identified all round, and a coarse frame (0.2 mm
+    pixels) in which its 18 mm glass bottom is ``glass_step`` brighter than the plastic
+    round it; no edge of the glass was reported."""
+    center = (40.0, 30.0)
+    geometry = FrameGeometry(Pose(center, PS), 250, 250)
+    jj, ii = np.meshgrid(np.arange(250), np.arange(250))
+    xy = geometry.pixel_to_holder(np.stack([jj, ii], axis=-1))
+    r = np.hypot(xy[..., 0] - 40.3, xy[..., 1] - 29.8)
+    rng = np.random.default_rng(seed)
+    img = np.full((250, 250), 0.3, np.float32) + rng.normal(0, 0.002, (250, 250)).astype(np.float32)
+    img[r <= 9.0] *= np.float32(1.0 + glass_step)
+    img[np.abs(np.hypot(xy[..., 0] - 40.0, xy[..., 1] - 30.0) - 17.5) < 0.5] = 0.6
+    state = FuseState()
+    for k, a0 in enumerate(range(0, 360, 30)):
+        region = Region(frame_index=0, region_index=k, box_px=(0, 0, 64, 64), probability=0.9)
+        arc = (40.0, 30.0, 17.5, float(a0), float(a0 + 30))
+        state.add(
+            [Structure(region=region, shape_class="round_structure", probability=0.9, arc_mm=arc)]
+        )
+    state.add_frame(0, geometry)
+    return state, _Views([(img, geometry)])
+
+
+def test_a_dish_glass_bottom_no_edge_was_reported_for_is_found_by_its_outline() -> None:
+    state, views = _dish(0.03, seed=7)
+    assert localize(state, "petri_dish")["samples"] == []  # no coarse data: nothing
+    (glass,) = localize(state, "petri_dish", views=views)["samples"]
+    assert glass["element"] == "dish_glass" and glass["size_mm"] == [18.0]
+    assert math.dist(glass["center_mm"], (40.3, 29.8)) < 0.3
+    assert 0.0 < glass["confidence"] < 1.0
+    # the same dish without a glass step: noise makes no glass
+    state, views = _dish(0.0, seed=7)
+    assert localize(state, "petri_dish", views=views)["samples"] == []

@@ -126,6 +126,10 @@ class LocalizeConfig:
     vote: str = "majority"
     min_ring_span_deg: float = 150.0
     ring_end_tol_mm: float = 0.4
+    #: Largest offset of a dish's glass bottom found by its outline from the wall's centre.
+    dish_glass_offset_mm: float = 1.0
+    #: Least outline score (weakest sixth, noise levels) of a dish's glass bottom.
+    dish_glass_min_z: float = 3.0
     dish_concentric_mm: float = 3.0
     min_chamber_line_p: float = 0.3
     min_chamber_score: float = 0.35
@@ -482,6 +486,8 @@ def _dish_part(ev: _Evidence) -> _Part:
     if ring is not None:
         # The glass bottom sits in the middle of the dish, concentric with its wall.
         glass = _concentric_circle(_chords(ev.entries), ring, DISH_GLASS_DIAMETERS, cfg)
+        if glass is None:
+            glass = _outline_dish_glass(ev, ring)
     else:
         found = _find_circles(_chords(ev.entries), DISH_GLASS_DIAMETERS, cfg)
         glass = max(
@@ -502,6 +508,45 @@ def _dish_part(ev: _Evidence) -> _Part:
         "label": "1",
     }
     return _Part([sample], None, {}, circles)
+
+
+def _outline_dish_glass(ev: _Evidence, ring: CircleSource) -> CircleSource | None:
+    """The glass bottom of a dish whose wall was found but whose glass edge was not, by
+    its whole outline on the coarse data (:func:`~samplescout.fuse.outline.circle_outlines`):
+    a standard diameter centred within ``dish_glass_offset_mm`` of the wall's centre,
+    scoring at least ``dish_glass_min_z``: lower than a cover glass needs on a slide,
+    because with the centre known there are a few hundred hypotheses, not tens of
+    thousands.
+
+    Whether the glass looks darker or brighter than the plastic around it depends on
+    the light, so both signs of the step are tried.
+    """
+    if ev.views is None:
+        return None
+    views = ev.views.views()
+    if not views:
+        return None
+    cfg = ev.cfg
+    side = (2.0 * ring.radius, 2.0 * ring.radius)
+    search = replace(cfg.outline, min_circle_z=cfg.dish_glass_min_z)
+    best: OutlineHit | None = None
+    for vs in (views, [(1.0 - c, g) for c, g in views]):
+        hits = circle_outlines(vs, ring.center, 0.0, side, DISH_GLASS_STANDARD_MM, search)
+        for hit in hits:
+            if math.dist(hit.center, ring.center) <= cfg.dish_glass_offset_mm and (
+                best is None or hit.z > best.z
+            ):
+                best = hit
+    if best is None:
+        return None
+    return CircleSource(
+        center=best.center,
+        radius=best.size[0] / 2.0,
+        span_deg=360.0,
+        probability=best.z / (best.z + 4.0),
+        shape_class="round_cover_glass_edge",
+        frames=ring.frames,
+    )
 
 
 def _concentric_circle(
