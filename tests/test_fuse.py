@@ -704,3 +704,37 @@ def test_rectangle_score_counts_side_lines_within_tolerance_and_ignores_the_rest
     assert mixed.score == alone.score
     assert mixed.sides_seen == alone.sides_seen
     assert all((clutter + sides)[i] in sides for i in mixed.lines)
+
+
+def _pen_ring(cx: float, cy: float, r: float) -> list[Structure]:
+    """A marker-pen ring seen all round, its flanks flagged by identification."""
+    return [
+        replace(_arc(cx, cy, r, float(a0), float(a0 + 30)), marker=True) for a0 in range(0, 360, 30)
+    ]
+
+
+def test_a_pen_ring_is_no_glass_but_says_a_glass_lies_round_it() -> None:
+    """A 14 mm ring drawn round a sample on a glass none of whose edges was seen: not a
+    14 mm round glass, but the smallest standard square holding it with 1 mm to spare
+    (18 x 18), centred on it, with low confidence."""
+    slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
+    base: list[Structure] = []
+    for k in range(4):
+        base += _pieces(slide[k], slide[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    state = FuseState()
+    state.add(base + _pen_ring(45.0, 14.0, 7.0))
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["shape"] == "rectangle" and sample["size_mm"] == [18.0, 18.0]
+    assert math.dist(sample["center_mm"], (45.0, 14.0)) < 0.1
+    assert sample["confidence"] == pytest.approx(0.2)
+    # the same arcs, not flagged: a round glass of that size (as a glass edge seen all round)
+    state = FuseState()
+    state.add(base + [replace(s, marker=False) for s in _pen_ring(45.0, 14.0, 7.0)])
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["shape"] == "circle" and abs(sample["size_mm"][0] - 14.0) < 1.1
+    # a ring on a glass that was found adds nothing
+    state = FuseState()
+    state.add(base + _pen_ring(45.0, 14.0, 7.0))
+    state.add([_arc(45.0, 14.0, 10.0, float(a0), float(a0 + 30)) for a0 in range(0, 360, 30)])
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["shape"] == "circle" and sample["size_mm"] == [20.0]

@@ -166,6 +166,11 @@ def test_faint_edge_beside_a_pen_stroke_is_found() -> None:
         [(_region(), _pen_stroke_crop(True))], GEOM
     )
     assert [s.segment_mm for s in dropped] == [faint[0].segment_mm]
+    # the stroke's flanks are reported flagged as a marker, the glass edge not
+    assert not faint[0].marker
+    assert [s.marker for s in out if s.segment_mm is not None].count(True) >= 1
+    flagged = next(s for s in out if s.marker)
+    assert type(flagged).from_proto(flagged.to_proto()).marker
 
 
 def test_pen_stroke_can_be_left_out_but_a_step_edge_is_kept() -> None:

@@ -128,6 +128,10 @@ class LocalizeConfig:
     ring_end_tol_mm: float = 0.4
     #: Largest offset of a dish's glass bottom found by its outline from the wall's centre.
     dish_glass_offset_mm: float = 1.0
+    #: Room left round a marker ring by the glass placed for it, and that glass's confidence.
+    ring_glass_margin_mm: float = 1.0
+    ring_glass_confidence: float = 0.2
+    ring_glass_reach_mm: float = 2.0
     #: Least outline score (weakest sixth, noise levels) of a dish's glass bottom.
     dish_glass_min_z: float = 3.0
     dish_concentric_mm: float = 3.0
@@ -641,18 +645,19 @@ def _slide_part(ev: _Evidence) -> _Part:
         [lines[i] for i in free], COVER_GLASS_SIZES, cfg, cfg.min_cover_score, within=slides
     )
     used_entries = {m for i in roles for m in lines[i].members}
+    # Marker-pen strokes draw rings round samples: rings, but not glasses.
+    pen = [e for e in entries if e["arc"] is not None and e.get("marker")]
     chords = _chords(
         [e for k, e in enumerate(line_entries) if k not in used_entries]
-        + [e for e in entries if e["arc"] is not None]
+        + [e for e in entries if e["arc"] is not None and not e.get("marker")]
     )
+    pen_chords = _chords(pen)
     if slides:
         chords = [c for c in chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
-    circles = _find_circles(
-        chords,
-        (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6),
-        cfg,
-        concentric=True,
-    )
+        pen_chords = [c for c in pen_chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
+    diameters = (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6)
+    circles = _find_circles(chords, diameters, cfg, concentric=True)
+    rings = _find_circles(pen_chords, (4.0, COVER_GLASS_DIAMETERS[-1] + 0.6), cfg)
     # A round outline wholly inside a rectangular glass whose cover-glass edges are seen
     # on three sides is drawn on that glass (a marker ring round the sample), not a
     # glass of its own. A circle that touches the rectangle's sides (its inscribed
@@ -673,6 +678,9 @@ def _slide_part(ev: _Evidence) -> _Part:
         roles.update({i: "straight_cover_glass_edge" for i in c.lines})
     covers += _single_edge_covers(ev, covers, circles, roles)
     outlined, covers, circles = _outline_glasses(ev, covers, circles)
+    ringed, ringed_round = _ringed_glasses(ev, rings, covers, circles, outlined)
+    covers += ringed
+    circles += ringed_round
 
     samples = [
         _glass_sample("rectangle", r.center, r.size, r.angle_deg, r.polygon(), min(1.0, r.score))
@@ -691,6 +699,85 @@ def _slide_part(ev: _Evidence) -> _Part:
         sample["label"] = str(k)
 
     return _Part(samples, None, roles, circles)
+
+
+def _ringed_glasses(
+    ev: _Evidence,
+    rings: list[CircleSource],
+    covers: list[Rect],
+    circles: list[CircleSource],
+    outlined: list[dict[str, Any]],
+) -> tuple[list[Rect], list[CircleSource]]:
+    """A glass for every marker ring that no glass found covers.
+
+    A ring is drawn round a sample, on its cover glass; where the glass's own edges and
+    outline are too faint to find, the ring still says a glass is there and roughly
+    where. It is placed centred on the ring as the smallest standard square or round
+    glass that holds the ring with ``ring_glass_margin_mm`` to spare, with the low
+    confidence ``ring_glass_confidence``. Square or round: whichever outline scores
+    better on the coarse data within ``ring_glass_reach_mm`` of the ring's centre (two
+    hypotheses, so even a faint outline can tell); square without coarse data.
+    """
+    cfg = ev.cfg
+    if not rings:
+        return [], []
+    slides = ev.slides
+    found = [r.polygon() for r in covers]
+    found += [circle_polygon(c.center, 2.0 * c.radius) for c in circles]
+    found += [np.asarray(o["polygon_mm"]) for o in outlined]
+    angle = slides[0].angle_deg if slides else 0.0
+    squares = sorted(a for a, b in COVER_GLASS_SIZES if a == b)
+    views = ev.views.views() if ev.views is not None else []
+    search = replace(cfg.outline, angles_deg=(0.0,), min_rect_z=-math.inf, min_circle_z=-math.inf)
+    rects: list[Rect] = []
+    rounds: list[CircleSource] = []
+    for ring in rings:
+        need = 2.0 * (ring.radius + cfg.ring_glass_margin_mm)
+        side = next((a for a in squares if a >= need), None)
+        diameter = next((d for d in COVER_GLASS_DIAMETERS if d >= need), None)
+        if side is None or any(_point_in(ring.center, poly) for poly in found):
+            continue
+        rect = Rect(center=ring.center, size=(side, side), angle_deg=angle)
+        rect.score = cfg.ring_glass_confidence
+        shape: Rect | CircleSource = rect
+        if views and diameter is not None:
+            canvas = (max(side, diameter) + 2.0 * cfg.ring_glass_reach_mm + 4.0,) * 2
+            near = [
+                h
+                for h in rectangle_outlines(
+                    views, ring.center, angle, canvas, ((side, side),), search
+                )
+                + circle_outlines(views, ring.center, angle, canvas, (diameter,), search)
+                if math.dist(h.center, ring.center) <= cfg.ring_glass_reach_mm
+            ]
+            best = max(near, key=lambda h: (h.z, h.shape == "rectangle"), default=None)
+            if best is not None and best.shape == "circle":
+                shape = CircleSource(
+                    center=ring.center,
+                    radius=diameter / 2.0,
+                    span_deg=ring.span_deg,
+                    probability=cfg.ring_glass_confidence,
+                    shape_class="round_cover_glass_edge",
+                    frames=ring.frames,
+                )
+        poly = (
+            shape.polygon()
+            if isinstance(shape, Rect)
+            else circle_polygon(shape.center, 2.0 * shape.radius)
+        )
+        if slides and not all(_on_any(p, slides[:1], 0.5) for p in poly):
+            continue
+        if isinstance(shape, Rect):
+            rects.append(shape)
+        else:
+            rounds.append(shape)
+        found.append(poly)
+    return rects, rounds
+
+
+def _point_in(point: tuple[float, float], polygon: np.ndarray) -> bool:
+    poly = np.asarray(polygon, dtype=np.float32)
+    return cv2.pointPolygonTest(poly, (float(point[0]), float(point[1])), False) >= 0
 
 
 def _glass_sample(

@@ -40,6 +40,7 @@ class _Edge:
     circle: tuple[float, float, float] | None = None  # cx, cy, r
     contrast: float = 0.0
     relative: float = 0.0  # contrast / grey level of the brighter side
+    marker: bool = False  # a flank of a marker-pen stroke
 
 
 def full_frame_regions(
@@ -274,7 +275,7 @@ class ClassicalIdentifier:
                 alive &= ~self._near(edge, pts, offset=band)
                 skipped += 1
                 if self.report_markers:
-                    edges.append(self._with_contrast(edge, normals, g))
+                    edges.append(replace(self._with_contrast(edge, normals, g), marker=True))
                 continue
             edges.append(self._with_contrast(edge, normals, g))
             taken += 1
@@ -604,6 +605,7 @@ class ClassicalIdentifier:
                 probability=probability,
                 arc_mm=(float(center[0]), float(center[1]), float(rad * ps), a0, a1),
                 contrast=edge.contrast,
+                marker=edge.marker,
             )
         assert edge.line is not None
         x0, y0, x1, y1 = edge.line
@@ -618,6 +620,7 @@ class ClassicalIdentifier:
                 (float(ends[1, 0]), float(ends[1, 1])),
             ),
             contrast=edge.contrast,
+            marker=edge.marker,
         )
 
 

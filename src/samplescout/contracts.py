@@ -134,6 +134,8 @@ class Structure:
     segment_mm: tuple[Point, Point] | None = None
     arc_mm: tuple[float, float, float, float, float] | None = None
     contrast: float = 0.0
+    #: A flank of a marker-pen stroke (identification's judgement), not a sample's edge.
+    marker: bool = False
 
     def to_proto(self) -> types_pb2.IdentifiedStructure:
         msg = types_pb2.IdentifiedStructure(
@@ -148,6 +150,7 @@ class Structure:
             element=self.element,
             size_class=self.size_class,
             contrast=self.contrast,
+            marker=self.marker,
         )
         if self.segment_mm is not None:
             (x0, y0), (x1, y1) = self.segment_mm
@@ -184,4 +187,5 @@ class Structure:
             segment_mm=seg,
             arc_mm=arc,
             contrast=msg.contrast,
+            marker=msg.marker,
         )

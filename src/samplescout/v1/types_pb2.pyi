@@ -151,7 +151,7 @@ class Arc(_message.Message):
     def __init__(self, center: _Optional[_Union[Point2, _Mapping]] = ..., radius: _Optional[float] = ..., start_deg: _Optional[float] = ..., end_deg: _Optional[float] = ...) -> None: ...
 
 class IdentifiedStructure(_message.Message):
-    __slots__ = ("region", "shape_class", "probability", "class_probabilities", "element", "size_class", "segment", "arc", "contrast")
+    __slots__ = ("region", "shape_class", "probability", "class_probabilities", "element", "size_class", "segment", "arc", "contrast", "marker")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SHAPE_CLASS_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +161,7 @@ class IdentifiedStructure(_message.Message):
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     ARC_FIELD_NUMBER: _ClassVar[int]
     CONTRAST_FIELD_NUMBER: _ClassVar[int]
+    MARKER_FIELD_NUMBER: _ClassVar[int]
     region: StructureRegion
     shape_class: StructureClass
     probability: float
@@ -170,7 +171,8 @@ class IdentifiedStructure(_message.Message):
     segment: Segment
     arc: Arc
     contrast: float
-    def __init__(self, region: _Optional[_Union[StructureRegion, _Mapping]] = ..., shape_class: _Optional[_Union[StructureClass, str]] = ..., probability: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., element: _Optional[str] = ..., size_class: _Optional[str] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., arc: _Optional[_Union[Arc, _Mapping]] = ..., contrast: _Optional[float] = ...) -> None: ...
+    marker: bool
+    def __init__(self, region: _Optional[_Union[StructureRegion, _Mapping]] = ..., shape_class: _Optional[_Union[StructureClass, str]] = ..., probability: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., element: _Optional[str] = ..., size_class: _Optional[str] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., arc: _Optional[_Union[Arc, _Mapping]] = ..., contrast: _Optional[float] = ..., marker: _Optional[bool] = ...) -> None: ...
 
 class Sample(_message.Message):
     __slots__ = ("element", "shape", "center_mm", "size_mm", "angle_deg", "polygon_mm", "confidence", "label", "occupied")
