@@ -108,20 +108,18 @@ class ClassicalIdentifier:
         goes on (a faint cover-glass edge next to a pen circle), past up to
         ``max_skipped`` strokes.
     max_crossing
-        (Chamber slides: see :meth:`for_carrier`; 0 elsewhere, where label print and
-        its edge make the same pattern.) Further straight edges looked for after
-        ``max_per_region`` when the edges found
-        are the two sides of one wall (parallel lines ``crossing_wall_mm`` apart: as
-        thick as a chamber wall, thicker than the double line of one glass edge) and
-        the next is a line across them (within ``crossing_tol_deg`` of
-        perpendicular): where a chamber slide's dividers cross, the longer divider's
-        two sides fill the crop's quota and the other divider would go unseen.
+        Further straight edges looked for after ``max_per_region`` when the edges
+        found are the two sides of one wall (parallel lines ``crossing_wall_mm`` apart:
+        as thick as a chamber wall, thicker than the double line of one glass edge) and
+        the next is a line across them (within ``crossing_tol_deg`` of perpendicular):
+        where a chamber slide's dividers cross, the longer divider's two sides fill the
+        crop's quota and the other divider would go unseen. 0 by default; 2 on chamber
+        slides (:meth:`for_carrier`), since elsewhere label print and the label's edge
+        make the same pattern.
     report_markers
-        Whether pen-stroke edges are still reported (as before, by their shape and
-        contrast). Off, they are left out; fusion then loses the wrong-size circles
-        they give, but on the easy and held-out sets some cover glasses were placed
-        (roughly) only thanks to them, so it stays on until fusion places glasses
-        from fewer sides.
+        Whether pen-stroke edges are reported (by their shape and contrast, with
+        ``marker`` set). Fusion builds no glass from them, but a pen ring no glass
+        covers tells it a glass lies round it; off, they are left out.
     """
 
     name = "classical-identify@1"
