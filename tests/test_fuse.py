@@ -438,17 +438,25 @@ def test_384_well_grid_from_short_sides_of_a_partial_view() -> None:
     )
 
 
+def _plate_body_off(
+    center: np.ndarray, angle: float, offset: tuple[float, float]
+) -> tuple[list[Structure], np.ndarray]:
+    """The four edges of an SBS plate body fitted ``offset`` mm away from the true plate
+    centred at ``center``, turned ``angle`` degrees; and that rotation."""
+    from samplescout.geometry import rotation_matrix
+
+    body = rectangle_polygon(tuple(center + np.asarray(offset)), (127.76, 85.48), angle)
+    structures: list[Structure] = []
+    for k in range(4):
+        structures += _pieces(body[k], body[(k + 1) % 4], 8.0, 0, "sample_carrier_edge")
+    return structures, rotation_matrix(angle)
+
+
 def test_grid_of_large_wells_placed_by_short_arcs() -> None:
     """A 6-well plate whose body is found 1.5 mm off and whose wells show only short
     (20 degree) arcs, two rims each (a black plate's wall): the arcs move the grid."""
-    from samplescout.geometry import rotation_matrix
-
-    angle, center = 0.1, np.array([65.0, 45.0])
-    rot = rotation_matrix(angle)
-    structures: list[Structure] = []
-    body = rectangle_polygon(tuple(center + np.array([1.5, -1.0])), (127.76, 85.48), angle)
-    for k in range(4):
-        structures += _pieces(body[k], body[(k + 1) % 4], 8.0, 0, "sample_carrier_edge")
+    center = np.array([65.0, 45.0])
+    structures, rot = _plate_body_off(center, 0.1, (1.5, -1.0))
     a1 = center + rot @ np.array([-127.76 / 2 + 24.76, -85.48 / 2 + 23.18])
     for k in range(6):
         c = a1 + rot @ np.array([39.12 * (k % 3), 39.12 * (k // 3)])
@@ -466,14 +474,8 @@ def test_96_well_grid_follows_its_wells_when_the_body_is_two_millimetres_off() -
     """A plate body fitted 1.6 / -1.4 mm off (a wrong edge in its fit): more than the
     fine fit corrects at a 9 mm pitch. The wells of the outer row and column, modulo the
     pitch, put the grid back; the body still says which well is A1."""
-    from samplescout.geometry import rotation_matrix
-
-    angle, center = 0.2, np.array([63.9, 42.7])
-    rot = rotation_matrix(angle)
-    structures: list[Structure] = []
-    body = rectangle_polygon(tuple(center + np.array([1.6, -1.4])), (127.76, 85.48), angle)
-    for k in range(4):
-        structures += _pieces(body[k], body[(k + 1) % 4], 8.0, 0, "sample_carrier_edge")
+    center = np.array([63.9, 42.7])
+    structures, rot = _plate_body_off(center, 0.2, (1.6, -1.4))
     a1 = center + rot @ np.array([-127.76 / 2 + 14.38, -85.48 / 2 + 11.24])
     wells = [(c, 0) for c in range(12)] + [(0, r) for r in range(1, 8)]
     for col, row in wells:
