@@ -126,14 +126,15 @@ class LocalizeConfig:
     vote: str = "majority"
     min_ring_span_deg: float = 150.0
     ring_end_tol_mm: float = 0.4
-    #: Largest offset of a dish's glass bottom found by its outline from the wall's centre.
+    #: Largest offset of a dish's glass bottom found by its outline from the wall's centre,
+    #: and the least outline score (weakest sixth, noise levels) it needs.
     dish_glass_offset_mm: float = 1.0
-    #: Room left round a marker ring by the glass placed for it, and that glass's confidence.
+    dish_glass_min_z: float = 3.0
+    #: A glass placed round a marker ring: room left round the ring, its confidence, and
+    #: how far from the ring's centre the square-or-round outline test looks.
     ring_glass_margin_mm: float = 1.0
     ring_glass_confidence: float = 0.2
     ring_glass_reach_mm: float = 2.0
-    #: Least outline score (weakest sixth, noise levels) of a dish's glass bottom.
-    dish_glass_min_z: float = 3.0
     dish_concentric_mm: float = 3.0
     min_chamber_line_p: float = 0.3
     min_chamber_score: float = 0.35
