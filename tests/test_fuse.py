@@ -740,3 +740,17 @@ def test_a_pen_ring_is_no_glass_but_says_a_glass_lies_round_it() -> None:
     state.add([_arc(45.0, 14.0, 10.0, float(a0), float(a0 + 30)) for a0 in range(0, 360, 30)])
     (sample,) = localize(state, "slide")["samples"]
     assert sample["shape"] == "circle" and sample["size_mm"] == [20.0]
+
+
+def test_dish_sized_rings_side_by_side_are_a_plate_not_a_dish() -> None:
+    """A narrow camera sees two wells of a 6-well plate (35 mm, 39.1 mm apart) and no
+    plate edge: a dish has one wall, so this is a multiwell plate; one ring is a dish."""
+    wells: list[Structure] = []
+    for cx in (40.0, 79.1):
+        wells += [_arc(cx, 40.0, 17.5, float(a0), float(a0 + 40)) for a0 in range(0, 360, 45)]
+    state = FuseState()
+    state.add(wells)
+    assert localize(state, None)["carrier"] == "multiwell"
+    one = FuseState()
+    one.add([_arc(40.0, 40.0, 17.5, float(a0), float(a0 + 40)) for a0 in range(0, 360, 45)])
+    assert localize(one, None)["carrier"] == "petri_dish"

@@ -276,20 +276,22 @@ class _Evidence:
         return self._get("plate", make)
 
     @property
-    def dish_ring(self) -> CircleSource | None:
-        def make() -> CircleSource | None:
+    def dish_rings(self) -> list[CircleSource]:
+        """Every dish-wall-sized ring seen round most of its circle, best first."""
+
+        def make() -> list[CircleSource]:
             # A dish wall's long chords bow away from their circle more than a cover
             # glass's short ones: their ends get a looser tolerance.
             cfg = replace(self.cfg, circle_end_tol_mm=self.cfg.ring_end_tol_mm)
             found = _find_circles(_chords(self.entries), DISH_RING_DIAMETERS, cfg)
             found = [c for c in found if c.span_deg >= cfg.min_ring_span_deg]
-            return max(
-                found,
-                key=lambda c: (round(c.span_deg * c.probability, 9), -c.center[0]),
-                default=None,
-            )
+            return sorted(found, key=lambda c: (-round(c.span_deg * c.probability, 9), c.center[0]))
 
-        return self._get("dish_ring", make)
+        return self._get("dish_rings", make)
+
+    @property
+    def dish_ring(self) -> CircleSource | None:
+        return self.dish_rings[0] if self.dish_rings else None
 
     @property
     def chambers(self) -> ChamberFit | None:
@@ -391,7 +393,12 @@ def recognise_carrier(ev: _Evidence) -> str:
             return "slide"
     ring = ev.dish_ring
     if ring is not None and ring.span_deg * ring.probability / 360.0 >= cfg.min_ring_score:
-        return "petri_dish"
+        # A dish has one wall: rings of its size side by side are the wells of a 6- or
+        # 12-well plate whose body was not seen.
+        apart = [c for c in ev.dish_rings if math.dist(c.center, ring.center) >= ring.radius]
+        if not apart:
+            return "petri_dish"
+        return "multiwell"
     plate = ev.plate
     if plate is not None and plate.score >= cfg.min_plate_score_alone:
         return "multiwell"
