@@ -37,6 +37,7 @@ from samplescout.fuse.state import (
     merge_barcodes,
 )
 from samplescout.geometry import (
+    FrameGeometry,
     circle_polygon,
     fit_circle,
     normalize_angle_deg,
@@ -232,6 +233,11 @@ class _Evidence:
         return self._cache[key]
 
     @property
+    def coarse_views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
+        """The frames' coarse data for the outline searches (empty without any)."""
+        return self.views.views() if self.views is not None else []
+
+    @property
     def slide_candidates(self) -> list[Rect]:
         """Slide rectangles with enough evidence, best first (overlapping)."""
         return self._get(
@@ -395,10 +401,8 @@ def recognise_carrier(ev: _Evidence) -> str:
     if ring is not None and ring.span_deg * ring.probability / 360.0 >= cfg.min_ring_score:
         # A dish has one wall: rings of its size side by side are the wells of a 6- or
         # 12-well plate whose body was not seen.
-        apart = [c for c in ev.dish_rings if math.dist(c.center, ring.center) >= ring.radius]
-        if not apart:
-            return "petri_dish"
-        return "multiwell"
+        apart = any(math.dist(c.center, ring.center) >= ring.radius for c in ev.dish_rings)
+        return "multiwell" if apart else "petri_dish"
     plate = ev.plate
     if plate is not None and plate.score >= cfg.min_plate_score_alone:
         return "multiwell"
@@ -533,9 +537,7 @@ def _outline_dish_glass(ev: _Evidence, ring: CircleSource) -> CircleSource | Non
     Whether the glass looks darker or brighter than the plastic around it depends on
     the light, so both signs of the step are tried.
     """
-    if ev.views is None:
-        return None
-    views = ev.views.views()
+    views = ev.coarse_views
     if not views:
         return None
     cfg = ev.cfg
@@ -735,7 +737,7 @@ def _ringed_glasses(
     found += [np.asarray(o["polygon_mm"]) for o in outlined]
     angle = slides[0].angle_deg if slides else 0.0
     squares = sorted(a for a, b in COVER_GLASS_SIZES if a == b)
-    views = ev.views.views() if ev.views is not None else []
+    views = ev.coarse_views
     search = replace(cfg.outline, angles_deg=(0.0,), min_rect_z=-math.inf, min_circle_z=-math.inf)
     rects: list[Rect] = []
     rounds: list[CircleSource] = []
@@ -1404,9 +1406,7 @@ def _outline_glasses(
     through pieces of a square's sides), a weaker one only fills a gap.
     """
     cfg = ev.cfg
-    if ev.views is None or not ev.slides:
-        return [], covers, circles
-    views = ev.views.views()
+    views = ev.coarse_views if ev.slides else []
     if not views:
         return [], covers, circles
     slide = ev.slides[0]

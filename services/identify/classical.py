@@ -285,15 +285,10 @@ class ClassicalIdentifier:
         lines = [e.line for e in edges[-2:] if e.kind == "line" and e.line is not None]
         if self.max_crossing <= 0 or len(lines) < 2 or not pixel_size_mm:
             return None
-        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = lines
-        da = np.array([ax1 - ax0, ay1 - ay0])
-        db = np.array([bx1 - bx0, by1 - by0])
-        na, nb = float(np.hypot(*da)), float(np.hypot(*db))
-        if na == 0 or nb == 0:
+        da, db = (_direction(line) for line in lines)
+        if da is None or db is None or abs(float(da @ db)) < _PARALLEL_COS:
             return None
-        da, db = da / na, db / nb
-        if abs(float(da @ db)) < math.cos(math.radians(3.0)):
-            return None
+        (ax0, ay0, _, _), (bx0, by0, bx1, by1) = lines
         normal = np.array([-da[1], da[0]])
         gap = abs(float(normal @ (np.array([(bx0 + bx1) / 2, (by0 + by1) / 2]) - [ax0, ay0])))
         lo, hi = self.crossing_wall_mm
@@ -303,17 +298,14 @@ class ClassicalIdentifier:
 
     def _crosses(self, edge: _Edge, wall: tuple[float, float]) -> bool | None:
         """True for a line across the wall of direction ``wall``, False for one along
-        it (within 3 degrees), None for anything else."""
-        if edge.kind != "line" or edge.line is None:
+        it (parallel within ``_PARALLEL_DEG``), None for anything else."""
+        d = _direction(edge.line) if edge.kind == "line" else None
+        if d is None:
             return None
-        x0, y0, x1, y1 = edge.line
-        n = math.hypot(x1 - x0, y1 - y0)
-        if n == 0:
-            return None
-        cos = abs((x1 - x0) * wall[0] + (y1 - y0) * wall[1]) / n
+        cos = abs(float(d[0] * wall[0] + d[1] * wall[1]))
         if cos <= math.sin(math.radians(self.crossing_tol_deg)):
             return True
-        return False if cos >= math.cos(math.radians(3.0)) else None
+        return False if cos >= _PARALLEL_COS else None
 
     def _best_edge(
         self,
@@ -620,6 +612,21 @@ class ClassicalIdentifier:
             contrast=edge.contrast,
             marker=edge.marker,
         )
+
+
+#: Two lines within this many degrees are parallel (the sides of one wall).
+_PARALLEL_DEG = 3.0
+_PARALLEL_COS = math.cos(math.radians(_PARALLEL_DEG))
+
+
+def _direction(line: tuple[float, float, float, float] | None) -> np.ndarray | None:
+    """Unit vector from a line's first end to its second (None for no or a zero line)."""
+    if line is None:
+        return None
+    x0, y0, x1, y1 = line
+    d = np.array([x1 - x0, y1 - y0], dtype=np.float64)
+    n = float(np.hypot(*d))
+    return d / n if n > 0 else None
 
 
 @lru_cache(maxsize=4)

@@ -22,6 +22,12 @@ BASE_CHANNELS = ("robust_intensity", "noise_highpass")
 EDGE_CHANNELS = (*BASE_CHANNELS, "coherent_edge_z")
 
 
+def input_channels(model: nn.Module) -> int:
+    """How many input channels a selection network reads (2 for models from before the
+    edge channel, whose hyper-parameters do not say)."""
+    return int(getattr(model, "hparams", {}).get("in_channels", 2))
+
+
 def edge_evidence(coarse: np.ndarray) -> np.ndarray:
     """The classical selector's coherent-gradient z-score of ``coarse``, as a network input.
 

@@ -16,6 +16,7 @@ from samplescout.registry import ModelRecord, Registry
 from samplescout.select.model import (
     ARCHITECTURES,
     MAX_COARSE_PIXEL_MM,
+    input_channels,
     normalised_input,
     pad_to,
     pool_probabilities,
@@ -171,7 +172,7 @@ class NetSelector:
         self.name = name
         self.max_pixel_mm = max_pixel_mm
         self.grow = int(grow)
-        self.channels = int(getattr(model, "hparams", {}).get("in_channels", 2))
+        self.channels = input_channels(model)
 
     def upsample(self, coarse_pixel_mm: float | None) -> int:
         """The integer upsampling applied to a coarse frame of this pixel size."""

@@ -8,7 +8,7 @@ import torch
 from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry
 from samplescout.inference import pick_device
-from samplescout.select.model import PatchNet, normalised_input, pad_to
+from samplescout.select.model import PatchNet, input_channels, normalised_input, pad_to
 from samplescout.select.net import (
     Candidate,
     orientation_map,
@@ -68,7 +68,7 @@ class PatchSelector:
         self.nms_iou = nms_iou
         self.margin_px = margin_px
         self.name = name
-        self.channels = int(getattr(model, "hparams", {}).get("in_channels", 2))
+        self.channels = input_channels(model)
 
     def window_probabilities(self, coarse: np.ndarray) -> np.ndarray:
         """Class probabilities ``(4, ceil(h/8), ceil(w/8))`` per window."""
