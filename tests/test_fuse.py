@@ -717,8 +717,8 @@ def _pen_ring(cx: float, cy: float, r: float) -> list[Structure]:
 
 def test_a_pen_ring_is_no_glass_but_says_a_glass_lies_round_it() -> None:
     """A 14 mm ring drawn round a sample on a glass none of whose edges was seen: not a
-    14 mm round glass, but the smallest standard square holding it with 1 mm to spare
-    (18 x 18), centred on it, with low confidence."""
+    14 mm round glass, but the smallest standard rectangle holding it (18 x 18),
+    centred on it, with low confidence."""
     slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
     base: list[Structure] = []
     for k in range(4):
@@ -740,6 +740,32 @@ def test_a_pen_ring_is_no_glass_but_says_a_glass_lies_round_it() -> None:
     state.add([_arc(45.0, 14.0, 10.0, float(a0), float(a0 + 30)) for a0 in range(0, 360, 30)])
     (sample,) = localize(state, "slide")["samples"]
     assert sample["shape"] == "circle" and sample["size_mm"] == [20.0]
+
+
+def test_an_elongated_pen_loop_places_a_long_glass_round_it() -> None:
+    """An elliptic pen loop (36 x 18 mm) reported as straight pieces flagged as pen: no
+    glass from its pieces, but the smallest standard glass that holds it, long side
+    along the slide (40 x 24), centred on it. An open stroke places nothing."""
+    slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
+    base: list[Structure] = []
+    for k in range(4):
+        base += _pieces(slide[k], slide[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    t = np.radians(np.arange(0.0, 361.0, 10.0))
+    pts = np.stack([46.0 + 18.0 * np.cos(t), 15.0 + 9.0 * np.sin(t)], axis=1)
+    loop = [
+        replace(_seg(tuple(pts[k]), tuple(pts[k + 1]), cls="sample_carrier_edge"), marker=True)
+        for k in range(len(pts) - 1)
+    ]
+    state = FuseState()
+    state.add(base + loop)
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["shape"] == "rectangle" and sample["size_mm"] == [40.0, 24.0]
+    assert math.dist(sample["center_mm"], (46.0, 15.0)) < 0.3
+    assert sample["confidence"] == pytest.approx(0.2)
+    # a third of the loop: a stroke, not round anything
+    state = FuseState()
+    state.add(base + loop[:12])
+    assert localize(state, "slide")["samples"] == []
 
 
 def test_dish_sized_rings_side_by_side_are_a_plate_not_a_dish() -> None:
