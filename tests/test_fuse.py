@@ -745,7 +745,8 @@ def test_a_pen_ring_is_no_glass_but_says_a_glass_lies_round_it() -> None:
 def test_an_elongated_pen_loop_places_a_long_glass_round_it() -> None:
     """An elliptic pen loop (36 x 18 mm) reported as straight pieces flagged as pen: no
     glass from its pieces, but the smallest standard glass that holds it, long side
-    along the slide (40 x 24), centred on it. An open stroke places nothing."""
+    along the slide (40 x 24), centred on it, also when seen in pieces. A short stroke
+    places nothing."""
     slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
     base: list[Structure] = []
     for k in range(4):
@@ -762,9 +763,16 @@ def test_an_elongated_pen_loop_places_a_long_glass_round_it() -> None:
     assert sample["shape"] == "rectangle" and sample["size_mm"] == [40.0, 24.0]
     assert math.dist(sample["center_mm"], (46.0, 15.0)) < 0.3
     assert sample["confidence"] == pytest.approx(0.2)
-    # a third of the loop: a stroke, not round anything
+    # seen in two pieces, a third each, on opposite sides (where the loop runs along a
+    # glass edge no pen is reported): still one loop, placed whole
     state = FuseState()
-    state.add(base + loop[:12])
+    state.add(base + loop[3:15] + loop[21:33])
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["size_mm"] == [40.0, 24.0]
+    assert math.dist(sample["center_mm"], (46.0, 15.0)) < 0.3
+    # under a quarter of it: a stroke, not round anything
+    state = FuseState()
+    state.add(base + loop[:8])
     assert localize(state, "slide")["samples"] == []
 
 

@@ -137,11 +137,14 @@ class LocalizeConfig:
     ring_glass_confidence: float = 0.2
     #: A round outline this close to a marker ring (centre and radius) is the ring.
     ring_outline_tol_mm: float = 0.5
-    #: Marker-pen chords this close belong to one stroke; a stroke is a loop round a
-    #: sample when it covers this many degrees round its centre and spans this much.
+    #: Marker-pen chords this close belong to one stroke; strokes on one ellipse (rms
+    #: distance) are one loop round a sample when seen round this many degrees and
+    #: this wide (see ``_pen_loops``).
     pen_link_mm: float = 3.0
-    min_loop_cover_deg: float = 200.0
+    pen_fit_mm: float = 0.5
+    min_loop_cover_deg: float = 100.0
     min_loop_mm: float = 4.0
+    max_loop_mm: float = 65.0
     dish_concentric_mm: float = 3.0
     min_chamber_line_p: float = 0.3
     min_chamber_score: float = 0.35
@@ -694,11 +697,7 @@ def _slide_part(ev: _Evidence) -> _Part:
         roles.update({i: "straight_cover_glass_edge" for i in c.lines})
     covers += _single_edge_covers(ev, covers, circles, roles)
     outlined, covers, circles = _outline_glasses(ev, covers, circles, rings)
-    # A round loop is also found by its circle where only part of it reads as pen; a
-    # loop's whole stroke (first) tells its extent better than a circle through it.
-    loops = _pen_loops(pen_chords, slides[0].angle_deg if slides else 0.0, cfg) + [
-        PenLoop(r.center, (2.0 * r.radius, 2.0 * r.radius), r.span_deg) for r in rings
-    ]
+    loops = _pen_loops(pen_chords, slides[0].angle_deg if slides else 0.0, cfg)
     covers += _ringed_glasses(ev, loops, covers, circles, outlined)
 
     samples = [
@@ -730,12 +729,16 @@ class PenLoop:
 
 
 def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -> list[PenLoop]:
-    """Marker strokes that go most of the way round something (an ellipse or a circle).
+    """Marker loops drawn round samples, from the pieces of pen stroke identification saw.
 
-    Pen chords are linked into strokes when their ends lie within ``pen_link_mm``; a
-    stroke whose chords, seen from the centre of its box, cover at least
-    ``min_loop_cover_deg`` of directions (in 10 degree bins) and that spans
-    ``min_loop_mm`` both ways is a loop. Extents are along the slide's axes.
+    Pen chords are linked into strokes when their ends lie within ``pen_link_mm``. A
+    loop is often seen in pieces (where it runs along a glass edge or leaves a frame,
+    no pen is reported), so strokes are grouped, largest first, while one ellipse
+    still fits them all within ``pen_fit_mm`` (rms). A group is a loop when its
+    ellipse is seen round at least ``min_loop_cover_deg`` (10 degree bins), fits
+    within ``pen_fit_mm`` and is ``min_loop_mm`` to ``max_loop_mm`` across; its
+    extent, along the slide's axes, is the ellipse's, so a loop seen in part is
+    still placed whole.
     """
     if not pen_chords:
         return []
@@ -755,24 +758,69 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
             label[near] = k
             stack.extend(int(v) for v in near)
         k += 1
-    a = math.radians(angle_deg)
-    axes = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    strokes = [_along_chords(p0[label == c], p1[label == c]) for c in range(k)]
+    strokes.sort(key=lambda pts: (-len(pts), float(pts[0, 0]), float(pts[0, 1])))
     loops: list[PenLoop] = []
-    for c in range(k):
-        members = np.nonzero(label == c)[0]
-        pts = np.concatenate([p0[members], p1[members]]) @ axes.T
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
-        ext = hi - lo
-        if min(ext) < cfg.min_loop_mm:
+    grouped: set[int] = set()
+    for a, seed in enumerate(strokes):
+        if a in grouped:
             continue
-        d = pts - 0.5 * (lo + hi)
-        bins = np.unique(np.floor(np.degrees(np.arctan2(d[:, 1], d[:, 0])) / 10.0))
-        cover = 10.0 * len(bins)
-        if cover < cfg.min_loop_cover_deg:
+        grouped.add(a)
+        pts = seed
+        for b, other in enumerate(strokes):
+            if b in grouped:
+                continue
+            fit = _fit_ellipse(np.concatenate([pts, other]))
+            if fit is not None and fit[3] <= cfg.pen_fit_mm and max(fit[1]) <= cfg.max_loop_mm:
+                grouped.add(b)
+                pts = np.concatenate([pts, other])
+        fit = _fit_ellipse(pts)
+        if fit is None:
             continue
-        ctr = axes.T @ (0.5 * (lo + hi))
-        loops.append(PenLoop((float(ctr[0]), float(ctr[1])), (float(ext[0]), float(ext[1])), cover))
+        center, axes, tilt, rms, cover = fit
+        if rms > cfg.pen_fit_mm or cover < cfg.min_loop_cover_deg:
+            continue
+        if not (cfg.min_loop_mm <= min(axes) and max(axes) <= cfg.max_loop_mm):
+            continue
+        phi = math.radians(tilt - angle_deg)
+        ea, eb = axes[0] / 2.0, axes[1] / 2.0
+        extent = (
+            2.0 * math.hypot(ea * math.cos(phi), eb * math.sin(phi)),
+            2.0 * math.hypot(ea * math.sin(phi), eb * math.cos(phi)),
+        )
+        loops.append(PenLoop(center, extent, cover))
     return sorted(loops, key=lambda lp: (-lp.cover_deg, lp.center))
+
+
+def _along_chords(p0: np.ndarray, p1: np.ndarray, step_mm: float = 1.0) -> np.ndarray:
+    """Points along chords, one per ``step_mm`` or closer, so long chords weigh by length."""
+    out = []
+    for a, b in zip(p0, p1, strict=True):
+        t = np.linspace(0.0, 1.0, max(1, math.ceil(math.dist(a, b) / step_mm)) + 1)[:, None]
+        out.append(a + (b - a) * t)
+    return np.concatenate(out)
+
+
+def _fit_ellipse(
+    pts: np.ndarray,
+) -> tuple[tuple[float, float], tuple[float, float], float, float, float] | None:
+    """``(centre, full axes, tilt deg, rms distance mm, cover deg)`` of the ellipse
+    through ``pts``; cover counts the 10 degree bins of the ellipse's own angle that
+    hold a point. None for fewer than 6 points or a degenerate fit."""
+    if len(pts) < 6:
+        return None
+    (cx, cy), (ax_a, ax_b), tilt = cv2.fitEllipse(pts.astype(np.float32))
+    if not (math.isfinite(ax_a) and math.isfinite(ax_b)) or min(ax_a, ax_b) <= 1e-6:
+        return None
+    t = math.radians(tilt)
+    d = pts - np.array([cx, cy])
+    u = (d[:, 0] * math.cos(t) + d[:, 1] * math.sin(t)) / (ax_a / 2.0)
+    v = (-d[:, 0] * math.sin(t) + d[:, 1] * math.cos(t)) / (ax_b / 2.0)
+    # distance from the ellipse, to first order: |r - 1| times the mean radius
+    r = np.hypot(u, v)
+    rms = float(np.sqrt(np.mean(((r - 1.0) * math.sqrt(ax_a * ax_b) / 2.0) ** 2)))
+    cover = 10.0 * len(np.unique(np.floor(np.degrees(np.arctan2(v, u)) / 10.0)))
+    return (float(cx), float(cy)), (float(ax_a), float(ax_b)), float(tilt), rms, cover
 
 
 def _ringed_glasses(
