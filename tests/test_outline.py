@@ -245,7 +245,7 @@ def test_a_round_outline_on_a_pen_ring_is_the_ring_not_a_glass() -> None:
         )
     state.add(ring)
     views = _Views([(img, geometry)])
-    loose = LocalizeConfig(ring_outline_tol_mm=0.0)
+    loose = LocalizeConfig(loop_circle_tol_mm=-1.0)
     (ghost,) = localize(state, "slide", loose, views=views)["samples"]
     assert ghost["shape"] == "circle" and ghost["confidence"] > 0.5  # the test can fail
     (sample,) = localize(state, "slide", views=views)["samples"]

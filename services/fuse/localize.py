@@ -135,15 +135,16 @@ class LocalizeConfig:
     #: extent (a loop may run a little over the glass's edges) and its confidence.
     loop_glass_share: float = 0.95
     ring_glass_confidence: float = 0.2
-    #: A round outline this close to a marker ring (centre and radius) is the ring.
-    ring_outline_tol_mm: float = 0.5
+    #: A circle this close to a marker loop (centre, and radius to its extent) is the loop.
+    loop_circle_tol_mm: float = 0.5
     #: Marker-pen chords this close belong to one stroke; strokes on one ellipse (rms
     #: distance) are one loop round a sample when seen round this many degrees and
     #: this wide (see ``_pen_loops``).
     pen_link_mm: float = 3.0
     pen_fit_mm: float = 0.5
     min_loop_cover_deg: float = 100.0
-    min_loop_mm: float = 4.0
+    closed_loop_cover_deg: float = 270.0
+    min_loop_mm: float = 5.0
     max_loop_mm: float = 65.0
     dish_concentric_mm: float = 3.0
     min_chamber_line_p: float = 0.3
@@ -676,7 +677,7 @@ def _slide_part(ev: _Evidence) -> _Part:
         pen_chords = [c for c in pen_chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
     diameters = (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6)
     circles = _find_circles(chords, diameters, cfg, concentric=True)
-    rings = _find_circles(pen_chords, (4.0, COVER_GLASS_DIAMETERS[-1] + 0.6), cfg)
+    loops = _pen_loops(pen_chords, slides[0].angle_deg if slides else 0.0, cfg)
     # A round outline wholly inside a rectangular glass whose cover-glass edges are seen
     # on three sides is drawn on that glass (a marker ring round the sample), not a
     # glass of its own. A circle that touches the rectangle's sides (its inscribed
@@ -696,8 +697,7 @@ def _slide_part(ev: _Evidence) -> _Part:
         c.lines = [free[i] for i in c.lines]
         roles.update({i: "straight_cover_glass_edge" for i in c.lines})
     covers += _single_edge_covers(ev, covers, circles, roles)
-    outlined, covers, circles = _outline_glasses(ev, covers, circles, rings)
-    loops = _pen_loops(pen_chords, slides[0].angle_deg if slides else 0.0, cfg)
+    outlined, covers, circles = _outline_glasses(ev, covers, circles, loops)
     covers += _ringed_glasses(ev, loops, covers, circles, outlined)
 
     samples = [
@@ -736,7 +736,8 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
     no pen is reported), so strokes are grouped, largest first, while one ellipse
     still fits them all within ``pen_fit_mm`` (rms). A group is a loop when its
     ellipse is seen round at least ``min_loop_cover_deg`` (10 degree bins), fits
-    within ``pen_fit_mm`` and is ``min_loop_mm`` to ``max_loop_mm`` across; its
+    within ``pen_fit_mm`` (twice that when seen round ``closed_loop_cover_deg``) and
+    is ``min_loop_mm`` to ``max_loop_mm`` across; its
     extent, along the slide's axes, is the ellipse's, so a loop seen in part is
     still placed whole.
     """
@@ -778,7 +779,10 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
         if fit is None:
             continue
         center, axes, tilt, rms, cover = fit
-        if rms > cfg.pen_fit_mm or cover < cfg.min_loop_cover_deg:
+        # A loop seen nearly all round needs no close fit: a hand-drawn loop is no
+        # true ellipse, and its extent is seen, not extrapolated.
+        closed = cover >= cfg.closed_loop_cover_deg
+        if cover < cfg.min_loop_cover_deg or rms > cfg.pen_fit_mm * (2.0 if closed else 1.0):
             continue
         if not (cfg.min_loop_mm <= min(axes) and max(axes) <= cfg.max_loop_mm):
             continue
@@ -821,6 +825,19 @@ def _fit_ellipse(
     rms = float(np.sqrt(np.mean(((r - 1.0) * math.sqrt(ax_a * ax_b) / 2.0) ** 2)))
     cover = 10.0 * len(np.unique(np.floor(np.degrees(np.arctan2(v, u)) / 10.0)))
     return (float(cx), float(cy)), (float(ax_a), float(ax_b)), float(tilt), rms, cover
+
+
+def _on_loop(
+    center: tuple[float, float], radius: float, loops: list[PenLoop], cfg: LocalizeConfig
+) -> bool:
+    """Whether a circle runs on a pen loop: centres within ``loop_circle_tol_mm``, and
+    the radius between the loop's half extents, give or take as much."""
+    tol = cfg.loop_circle_tol_mm
+    return any(
+        math.dist(center, lp.center) <= tol
+        and min(lp.extent) / 2.0 - tol <= radius <= max(lp.extent) / 2.0 + tol
+        for lp in loops
+    )
 
 
 def _ringed_glasses(
@@ -1474,7 +1491,7 @@ def _outline_glasses(
     ev: _Evidence,
     covers: list[Rect],
     circles: list[CircleSource],
-    rings: list[CircleSource],
+    loops: list[PenLoop],
 ) -> tuple[list[dict[str, Any]], list[Rect], list[CircleSource]]:
     """Cover glasses found by their whole outline on the coarse data (see
     :mod:`samplescout.fuse.outline`), and the glasses found from the edges that they
@@ -1486,8 +1503,7 @@ def _outline_glasses(
     replaces the glasses from edges it overlaps (such a whole outline is stronger
     evidence than a few pieces of edge; a glass from its edges is often a circle
     through pieces of a square's sides), a weaker one only fills a gap. A round
-    outline on a marker ring (``rings``, within ``ring_outline_tol_mm`` in centre and
-    radius) is the ring's dark band, not a glass.
+    outline on a marker loop (:func:`_on_loop`) is the loop's dark band, not a glass.
     """
     cfg = ev.cfg
     views = ev.coarse_views if ev.slides else []
@@ -1510,11 +1526,7 @@ def _outline_glasses(
                 continue
             poly = rect.polygon()
         else:
-            r = hit.size[0] / 2.0
-            tol = cfg.ring_outline_tol_mm
-            if any(
-                math.dist(hit.center, g.center) <= tol and abs(r - g.radius) <= tol for g in rings
-            ):
+            if _on_loop(hit.center, hit.size[0] / 2.0, loops, cfg):
                 continue
             poly = circle_polygon(hit.center, hit.size[0])
         if all(_on_any(p, [slide], -cfg.outline_slide_margin_mm) for p in poly):
