@@ -776,6 +776,38 @@ def test_an_elongated_pen_loop_places_a_long_glass_round_it() -> None:
     assert localize(state, "slide")["samples"] == []
 
 
+def test_no_glass_on_the_label() -> None:
+    """An 18 x 18 outline of edges at the label's end, over much of a piece of label
+    print, is the label's (its edge and print), not a glass; a glass whose outline
+    only touches a label region's margin stays."""
+    slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
+    base: list[Structure] = []
+    for k in range(4):
+        base += _pieces(slide[k], slide[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    label = Structure(
+        region=Region(
+            frame_index=0,
+            region_index=next(_COUNTER),
+            box_px=(0, 0, 64, 64),
+            probability=0.9,
+            kind="label",
+            polygon_mm=((64.0, 17.0), (74.0, 17.0), (74.0, 26.0), (64.0, 26.0)),
+        ),
+        shape_class="label",
+        probability=0.9,
+    )
+    on_label = _rectangle_edges((66.0, 14.0), (18.0, 18.0), 0.0, 0, "straight_cover_glass_edge", 1)
+    state = FuseState()
+    state.add(base + on_label)
+    assert [s["size_mm"] for s in localize(state, "slide")["samples"]] == [[18.0, 18.0]]
+    state.add([label])
+    assert localize(state, "slide")["samples"] == []
+    beside = _rectangle_edges((44.8, 15.0), (40.0, 24.0), 0.0, 0, "straight_cover_glass_edge", 2)
+    state = FuseState()
+    state.add(base + beside + [label])
+    assert [s["size_mm"] for s in localize(state, "slide")["samples"]] == [[40.0, 24.0]]
+
+
 def test_dish_sized_rings_side_by_side_are_a_plate_not_a_dish() -> None:
     """A narrow camera sees two wells of a 6-well plate (35 mm, 39.1 mm apart) and no
     plate edge: a dish has one wall, so this is a multiwell plate; one ring is a dish."""

@@ -7,6 +7,7 @@ from samplescout.geometry import (
     FrameGeometry,
     Pose,
     circle_polygon,
+    covered_share,
     normalize_angle_deg,
     polygon_iou,
     rectangle_polygon,
@@ -55,6 +56,10 @@ def test_rectangle_polygon_and_iou() -> None:
     turned = rectangle_polygon((0.0, 0.0), (4.0, 2.0), 90.0)
     np.testing.assert_allclose(np.sort(np.abs(turned[:, 0])), [1, 1, 1, 1], atol=1e-12)
     assert polygon_iou(circle_polygon((0, 0), 2.0), circle_polygon((5, 5), 2.0)) == 0.0
+    small = rectangle_polygon((2.0, 0.0), (2.0, 2.0), 0.0)  # half of it inside a
+    assert covered_share(a, small) == pytest.approx(0.5)
+    assert covered_share(small, a) == pytest.approx(0.25)
+    assert covered_share(a, circle_polygon((9, 9), 2.0)) == 0.0
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from samplescout.fuse.state import (
 from samplescout.geometry import (
     FrameGeometry,
     circle_polygon,
+    covered_share,
     fit_circle,
     normalize_angle_deg,
     polygon_iou,
@@ -159,6 +160,8 @@ class LocalizeConfig:
     slide_margin_mm: float = 0.5
     ring_inside_mm: float = 0.5
     max_slide_alternatives: int = 4
+    #: A glass covering this share of a label region or a code read is the label's.
+    max_label_share: float = 0.25
     chamber_fit_trusted: float = 0.5
     slide_alternative_share: float = 0.7
     outline: OutlineConfig = field(default_factory=OutlineConfig)
@@ -712,6 +715,15 @@ def _slide_part(ev: _Evidence) -> _Part:
             _glass_sample("circle", c.center, (d,), 0.0, circle_polygon(c.center, d), c.probability)
         )
     samples += outlined
+    # No cover glass lies on the label: an outline over much of a piece of label print or
+    # a code read is the label's (a label region's margin may reach a glass beside it).
+    label = [np.asarray(e["region_mm"]) for e in entries if e["class"] == "label"]
+    label += [np.asarray(b["polygon_mm"]) for b in ev.state.barcodes]
+    samples = [
+        s
+        for s in samples
+        if not any(covered_share(s["polygon_mm"], q) >= cfg.max_label_share for q in label)
+    ]
     samples.sort(key=lambda s: (round(s["center_mm"][0], 6), round(s["center_mm"][1], 6)))
     for k, sample in enumerate(samples, start=1):
         sample["label"] = str(k)

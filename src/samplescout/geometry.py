@@ -138,6 +138,21 @@ def normalize_angle_deg(angle: float) -> float:
 
 def polygon_iou(a: ArrayLike, b: ArrayLike) -> float:
     """Intersection over union of two convex polygons (holder mm)."""
+    area_a, area_b, inter = _areas(a, b)
+    if area_a <= 0 or area_b <= 0:
+        return 0.0
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def covered_share(a: ArrayLike, b: ArrayLike) -> float:
+    """Share of convex polygon ``b``'s area that convex polygon ``a`` covers."""
+    _, area_b, inter = _areas(a, b)
+    return inter / area_b if area_b > 0 else 0.0
+
+
+def _areas(a: ArrayLike, b: ArrayLike) -> tuple[float, float, float]:
+    """Areas of convex polygons ``a``, ``b`` and of their intersection."""
     import cv2
 
     pa = np.asarray(a, dtype=np.float32).reshape(-1, 2)
@@ -145,11 +160,9 @@ def polygon_iou(a: ArrayLike, b: ArrayLike) -> float:
     area_a = abs(float(cv2.contourArea(pa)))
     area_b = abs(float(cv2.contourArea(pb)))
     if area_a <= 0 or area_b <= 0:
-        return 0.0
+        return area_a, area_b, 0.0
     inter, _ = cv2.intersectConvexConvex(_ccw(pa), _ccw(pb))
-    inter = max(float(inter), 0.0)
-    union = area_a + area_b - inter
-    return inter / union if union > 0 else 0.0
+    return area_a, area_b, max(float(inter), 0.0)
 
 
 def _ccw(p: NDArray[np.float32]) -> NDArray[np.float32]:
