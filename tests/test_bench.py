@@ -88,3 +88,16 @@ def test_a_child_measures_its_own_peak_memory_not_its_parents() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) < 150 * 2**20
     assert bench.peak_rss() >= ballast.nbytes
+
+
+def test_distributed_part_leaves_a_database_with_keys_alone(
+    redis_client, redis_server: str, tmp_path: Path
+) -> None:
+    """The distributed part deletes its database afterwards, so it refuses one holding
+    keys (a deployment's queues) and says why, touching nothing."""
+    redis_client.set("lims:queue", "keep me")
+    redis_client.xadd("samplescout:frames", {"f": "1"})
+    doc = bench.distributed_bench(tmp_path / "no-bundle", 1, tmp_path, redis_server)
+    assert "holds 2 keys" in doc["skipped"] and "--redis" in doc["skipped"]
+    assert redis_client.get("lims:queue") == b"keep me"
+    assert redis_client.xlen("samplescout:frames") == 1

@@ -664,19 +664,28 @@ def _id_ms(entry_id: Any) -> int:
     return int(_s(entry_id).split("-", 1)[0])
 
 
-def distributed_bench(
-    bundle: Path, sessions: int, work: Path, redis_url: str | None = None
-) -> dict[str, Any]:
-    """Frames/s of the five services against Redis, 1 vs 2 select and identify workers."""
+def distributed_bench(bundle: Path, sessions: int, work: Path, redis_url: str) -> dict[str, Any]:
+    """Frames/s of the five services against Redis, 1 vs 2 select and identify workers.
+
+    The services share the database of ``redis_url``, and everything in it is deleted
+    at the end, so an empty database is required: one holding keys (a deployment's
+    queues and sessions) is left alone and the part is skipped with the reason.
+    """
     import redis
 
-    url = redis_url or os.environ.get("SAMPLESCOUT_REDIS_URL") or DEFAULT_REDIS_URL
+    url = redis_url
     client = redis.Redis.from_url(url)
     try:
-        client.ping()
+        keys = int(client.dbsize())
     except redis.RedisError as exc:
         return {"skipped": f"no Redis at {url}: {exc}"}
-    client.flushdb()
+    if keys:
+        client.close()
+        return {
+            "skipped": f"the Redis database {url} holds {keys} keys; the distributed bench "
+            "deletes everything in its database afterwards, so give it an empty one "
+            "(--redis redis://HOST:PORT/N with a free database number N)"
+        }
     # One CPU thread per process: several workers share the cores, as on a busy node.
     env = {
         **os.environ,
@@ -1087,6 +1096,8 @@ class BenchOptions:
     work_dir: Path | None = None
     frame_scale: float | None = None
     distributed: bool | None = None
+    #: The distributed part's own database (never the services' SAMPLESCOUT_REDIS_URL).
+    redis_url: str = DEFAULT_REDIS_URL
     command: str = "samplescout bench"
 
 
@@ -1150,7 +1161,9 @@ def run_bench(
         if options.distributed if options.distributed is not None else plan.distributed:
             log("bench: distributed throughput ...")
             try:
-                dist = distributed_bench(data[plan.narrow.name], plan.dist_sessions, tmp)
+                dist = distributed_bench(
+                    data[plan.narrow.name], plan.dist_sessions, tmp, options.redis_url
+                )
             except Exception as exc:  # reported; the rest of the run stands
                 dist = {"skipped": f"failed: {type(exc).__name__}: {exc}"}
         load = None

@@ -740,10 +740,17 @@ def _add_bench_parser(sub: Any) -> None:
     p.add_argument(
         "--no-distributed", action="store_true", help="skip the distributed (Redis) part"
     )
+    p.add_argument(
+        "--redis",
+        dest="bench_redis_url",
+        default=None,
+        help="an empty Redis database for the distributed part, deleted afterwards "
+        "(default: redis://127.0.0.1:6379/13; never $SAMPLESCOUT_REDIS_URL)",
+    )
 
 
 def cmd_bench(ns: argparse.Namespace, settings: Settings) -> int:
-    from samplescout.bench import BenchOptions, run_bench
+    from samplescout.bench import DEFAULT_REDIS_URL, BenchOptions, run_bench
 
     if ns.frame_scale is not None and not 0 < ns.frame_scale <= 1:
         raise InputError("bench", "--frame-scale", "must be in (0, 1]")
@@ -755,6 +762,7 @@ def cmd_bench(ns: argparse.Namespace, settings: Settings) -> int:
         work_dir=ns.work_dir,
         frame_scale=ns.frame_scale,
         distributed=False if ns.no_distributed else None,
+        redis_url=ns.bench_redis_url or DEFAULT_REDIS_URL,
         command="samplescout " + " ".join(sys.argv[1:]) if sys.argv[1:] else "samplescout bench",
     )
     doc = run_bench(options, settings)
