@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,6 +134,12 @@ def _slide_edges() -> list[Structure]:
     return out
 
 
+def _edge(index: int, shape_class: str, **geometry: Any) -> Structure:
+    """One identified structure of frame 0 (``segment_mm`` or ``arc_mm``, ``marker``)."""
+    region = Region(frame_index=0, region_index=index, box_px=(0, 0, 64, 64), probability=0.9)
+    return Structure(region=region, shape_class=shape_class, probability=0.9, **geometry)
+
+
 class _Views:
     def __init__(self, views: list[tuple[np.ndarray, FrameGeometry]]) -> None:
         self._views = views
@@ -165,17 +172,7 @@ def test_an_outline_along_carrier_edges_is_not_a_glass() -> None:
     ghost = rectangle_polygon((50.0, 15.0), (50.0, 24.0), 0.0)
     for k in range(4):
         a, b = ghost[k], ghost[(k + 1) % 4]
-        region = Region(frame_index=0, region_index=900 + k, box_px=(0, 0, 64, 64), probability=0.9)
-        state.add(
-            [
-                Structure(
-                    region=region,
-                    shape_class="sample_carrier_edge",
-                    probability=0.9,
-                    segment_mm=(tuple(a), tuple(b)),
-                )
-            ]
-        )
+        state.add([_edge(900 + k, "sample_carrier_edge", segment_mm=(tuple(a), tuple(b)))])
     assert localize(state, "slide", views=_Views([(img, geometry)]))["samples"] == []
 
 
@@ -231,19 +228,14 @@ def test_a_round_outline_on_a_pen_ring_is_the_ring_not_a_glass() -> None:
     img[np.abs(np.hypot(x - 45.0, y - 15.0) - 10.75) < 0.25] *= np.float32(0.3)
     state = FuseState()
     state.add(_slide_edges())
-    ring = []
-    for k, a0 in enumerate(range(0, 360, 30)):
-        region = Region(frame_index=0, region_index=500 + k, box_px=(0, 0, 64, 64), probability=0.9)
-        ring.append(
-            Structure(
-                region=region,
-                shape_class="round_structure",
-                probability=0.9,
-                arc_mm=(45.0, 15.0, 10.75, float(a0), float(a0 + 30)),
-                marker=True,
+    state.add(
+        [
+            _edge(
+                500 + k, "round_structure", arc_mm=(45.0, 15.0, 10.75, a0, a0 + 30.0), marker=True
             )
-        )
-    state.add(ring)
+            for k, a0 in enumerate(range(0, 360, 30))
+        ]
+    )
     views = _Views([(img, geometry)])
     loose = LocalizeConfig(loop_circle_tol_mm=-1.0)
     (ghost,) = localize(state, "slide", loose, views=views)["samples"]
