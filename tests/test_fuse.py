@@ -716,17 +716,24 @@ def _pen_ring(cx: float, cy: float, r: float) -> list[Structure]:
 
 
 def test_a_pen_ring_is_no_glass_but_says_a_glass_lies_round_it() -> None:
-    """A 14 mm ring drawn round a sample on a glass none of whose edges was seen: not a
-    14 mm round glass, but the smallest standard rectangle holding it (18 x 18),
-    centred on it, with low confidence."""
+    """A 17 mm ring drawn round a sample on a glass none of whose edges was seen: not a
+    17 mm round glass, but the smallest standard rectangle holding it (18 x 18),
+    centred on it, with low confidence. A 10 mm ring: a 10 mm round glass (no standard
+    square is that small)."""
     slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
     base: list[Structure] = []
     for k in range(4):
         base += _pieces(slide[k], slide[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
     state = FuseState()
-    state.add(base + _pen_ring(45.0, 14.0, 7.0))
+    state.add(base + _pen_ring(45.0, 14.0, 8.5))
     (sample,) = localize(state, "slide")["samples"]
     assert sample["shape"] == "rectangle" and sample["size_mm"] == [18.0, 18.0]
+    assert math.dist(sample["center_mm"], (45.0, 14.0)) < 0.1
+    assert sample["confidence"] == pytest.approx(0.2)
+    state = FuseState()
+    state.add(base + _pen_ring(45.0, 14.0, 5.0))
+    (sample,) = localize(state, "slide")["samples"]
+    assert sample["shape"] == "circle" and sample["size_mm"] == [10.0]
     assert math.dist(sample["center_mm"], (45.0, 14.0)) < 0.1
     assert sample["confidence"] == pytest.approx(0.2)
     # the same arcs, not flagged: a round glass of that size (as a glass edge seen all round)

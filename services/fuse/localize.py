@@ -135,6 +135,7 @@ class LocalizeConfig:
     #: A glass placed round a marker loop: its least size as a share of the loop's
     #: extent (a loop may run a little over the glass's edges) and its confidence.
     loop_glass_share: float = 0.95
+    small_loop_share: float = 0.85
     ring_glass_confidence: float = 0.2
     #: A circle this close to a marker loop (centre, and radius to its extent) is the loop.
     loop_circle_tol_mm: float = 0.5
@@ -701,7 +702,9 @@ def _slide_part(ev: _Evidence) -> _Part:
         roles.update({i: "straight_cover_glass_edge" for i in c.lines})
     covers += _single_edge_covers(ev, covers, circles, roles)
     outlined, covers, circles = _outline_glasses(ev, covers, circles, loops)
-    covers += _ringed_glasses(ev, loops, covers, circles, outlined)
+    ringed, ringed_round = _ringed_glasses(ev, loops, covers, circles, outlined)
+    covers += ringed
+    circles += ringed_round
 
     samples = [
         _glass_sample("rectangle", r.center, r.size, r.angle_deg, r.polygon(), min(1.0, r.score))
@@ -858,17 +861,20 @@ def _ringed_glasses(
     covers: list[Rect],
     circles: list[CircleSource],
     outlined: list[dict[str, Any]],
-) -> list[Rect]:
+) -> tuple[list[Rect], list[CircleSource]]:
     """A glass for every marker loop that no glass found covers.
 
     A loop is drawn round a sample, on its cover glass; where the glass's own edges and
     outline are too faint to find, the loop still says a glass is there and roughly
-    where. It is placed centred on the loop as the smallest standard rectangular glass
-    (long side along the slide) of at least ``loop_glass_share`` of the loop's extent,
-    with the low confidence ``ring_glass_confidence``, and only where it lies on the
-    slide. Always a rectangle: round glasses are the rarer kind, and on the coarse data
-    the loop's own dark band outscores a faint glass outline of either shape (on the
-    development slides choosing by that score lost 3 of 68 glasses).
+    where. It is placed centred on the loop, with the low confidence
+    ``ring_glass_confidence`` and only where it lies on the slide, as the smallest
+    standard glass of at least ``loop_glass_share`` of the loop's extent: a rectangle
+    (long side along the slide), or a round glass where that is at most
+    ``small_loop_share`` of the rectangle's side (standard squares start at 18 mm; a
+    small loop is on a small round glass). The shape is not chosen by the outline
+    scores on the coarse data: there the loop's own dark band outscores a faint glass
+    outline of either shape (on the development slides choosing by that score lost 3
+    of 68 glasses).
     """
     cfg = ev.cfg
     slides = ev.slides
@@ -878,19 +884,36 @@ def _ringed_glasses(
     angle = slides[0].angle_deg if slides else 0.0
     by_area = sorted(((b, a) for a, b in COVER_GLASS_SIZES), key=lambda s: (s[0] * s[1], s[0]))
     rects: list[Rect] = []
+    rounds: list[CircleSource] = []
     for loop in loops:
         need = (loop.extent[0] * cfg.loop_glass_share, loop.extent[1] * cfg.loop_glass_share)
         size = next((s for s in by_area if s[0] >= need[0] and s[1] >= need[1]), None)
+        diameter = next((d for d in COVER_GLASS_DIAMETERS if d >= max(need)), None)
         if size is None or any(_point_in(loop.center, poly) for poly in found):
             continue
-        rect = Rect(center=loop.center, size=size, angle_deg=angle)
-        rect.score = cfg.ring_glass_confidence
-        poly = rect.polygon()
+        shape: Rect | CircleSource
+        if diameter is not None and diameter <= cfg.small_loop_share * max(size):
+            shape = CircleSource(
+                center=loop.center,
+                radius=diameter / 2.0,
+                span_deg=loop.cover_deg,
+                probability=cfg.ring_glass_confidence,
+                shape_class="round_cover_glass_edge",
+                frames=(),
+            )
+            poly = circle_polygon(loop.center, diameter)
+        else:
+            shape = Rect(center=loop.center, size=size, angle_deg=angle)
+            shape.score = cfg.ring_glass_confidence
+            poly = shape.polygon()
         if slides and not all(_on_any(p, slides[:1], 0.5) for p in poly):
             continue
-        rects.append(rect)
+        if isinstance(shape, Rect):
+            rects.append(shape)
+        else:
+            rounds.append(shape)
         found.append(poly)
-    return rects
+    return rects, rounds
 
 
 def _point_in(point: tuple[float, float], polygon: np.ndarray) -> bool:
