@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,31 @@ def test_distributed_part_leaves_a_database_with_keys_alone(
     assert "holds 2 keys" in doc["skipped"] and "--redis" in doc["skipped"]
     assert redis_client.get("lims:queue") == b"keep me"
     assert redis_client.xlen("samplescout:frames") == 1
+
+
+def test_cpu_accounting_counts_work_done() -> None:
+    """The distributed part's CPU columns: a busy loop shows in this process's and the
+    machine's busy seconds; the split sums the select, identify and other processes."""
+    import os
+
+    mine, machine = bench.process_cpu_seconds(os.getpid()), bench.machine_busy_seconds()
+    assert mine is not None and machine is not None  # CI runs on Linux
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    assert bench.process_cpu_seconds(os.getpid()) >= mine + 0.25
+    assert bench.machine_busy_seconds() >= machine + 0.25
+    split = bench._cpu_split(
+        {
+            "frames": 10,
+            "cpu_seconds": {
+                "select-a": 1.0,
+                "identify-a": 2.0,
+                "identify-b": 3.0,
+                "fuse": 0.5,
+                "acquire": 0.5,
+            },
+        }
+    )
+    assert split == "0.100 / 0.500 / 0.100"
+    assert bench._cpu_split({"frames": 10}) == "n/a"

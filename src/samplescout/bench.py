@@ -656,6 +656,28 @@ class LagSampler:
                 self.max_age_s[group] = max(self.max_age_s[group], round(age, 3))
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy (all cores, from ``/proc/stat``;
+    None off Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields[:8]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (``/proc``; None off Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    after = stat.rsplit(")", 1)[1].split()
+    return (int(after[11]) + int(after[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -713,10 +735,20 @@ def distributed_bench(bundle: Path, sessions: int, work: Path, redis_url: str) -
                 procs.start("select", "select-b")
             elif (n_select, n_identify) == (2, 1):
                 procs.stop("identify-b")
+            pids = {name: procs.pid(name) for name in procs.procs}
+            cpu0 = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+            busy0 = machine_busy_seconds()
             with LagSampler(client) as lag, ThreadPoolExecutor(sessions) as pool:
                 t = time.perf_counter()
                 runs = list(pool.map(lambda _: control_session(control, bundle), range(sessions)))
                 wall = time.perf_counter() - t
+            busy1 = machine_busy_seconds()
+            cpu = {
+                name: round(after - before, 3)
+                for name, pid in pids.items()
+                if (before := cpu0[name]) is not None
+                and (after := process_cpu_seconds(pid)) is not None
+            }
             results = [doc for _, doc in runs]
             configs.append(
                 {
@@ -731,6 +763,12 @@ def distributed_bench(bundle: Path, sessions: int, work: Path, redis_url: str) -
                     "max_queue_lag_s": lag.max_age_s,
                     "same_result": all(same_samples(r, reference) for r in results),
                     "bytes_moved": results[0]["stats"].get("bytes_moved", {}),
+                    # where the cores went: per service process, and the whole machine
+                    # (Redis and this client included), in cores busy on average
+                    "cpu_seconds": cpu,
+                    "machine_cores_busy": round((busy1 - busy0) / wall, 2)
+                    if busy0 is not None and busy1 is not None
+                    else None,
                 }
             )
         base = configs[0]["frames_per_s"] or 1.0
@@ -738,6 +776,7 @@ def distributed_bench(bundle: Path, sessions: int, work: Path, redis_url: str) -
             c["speedup_vs_1x1"] = round(c["frames_per_s"] / base, 3)
         return {
             "redis_url": url,
+            "cpus": os.cpu_count(),
             "bundle": bundle.name,
             "frames_per_session": frames_per,
             "startup_seconds": round(startup, 2),
@@ -898,12 +937,15 @@ def targets(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     dist = doc.get("distributed") or {}
     if dist.get("configs"):
         by = {(c["select_workers"], c["identify_workers"]): c for c in dist["configs"]}
+        busy = by.get((1, 1), {}).get("machine_cores_busy")
+        # How busy the machine already was with one worker each bounds any speed-up.
+        note = "" if busy is None else f" (1+1 kept {busy:.2f} of {dist.get('cpus')} cores busy)"
         for key, label in (((1, 2), "2 identify"), ((2, 1), "2 select"), ((2, 2), "2+2")):
             if key in by:
                 sp = by[key]["speedup_vs_1x1"]
                 add(
                     f"distributed {label} workers near-linear (>= 1.8x of 1+1)",
-                    f"{sp:.2f}x",
+                    f"{sp:.2f}x{note}",
                     sp >= 1.8,
                 )
     load = doc.get("load")
@@ -915,6 +957,20 @@ def targets(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             ok,
         )
     return rows
+
+
+def _cpu_split(config: Mapping[str, Any]) -> str:
+    """CPU seconds per frame of the select workers, the identify workers and the rest."""
+    cpu = config.get("cpu_seconds") or {}
+    frames = config.get("frames") or 1
+    if not cpu:
+        return "n/a"
+    parts = [
+        sum(v for k, v in cpu.items() if k.startswith(prefix)) / frames
+        for prefix in ("select", "identify")
+    ]
+    rest = sum(v for k, v in cpu.items() if not k.startswith(("select", "identify"))) / frames
+    return " / ".join(f"{v:.3f}" for v in (*parts, rest))
 
 
 def _mb(n: float) -> str:
@@ -1034,16 +1090,21 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
                 "",
                 "| select | identify | frames/s | vs 1+1 | session s (median) "
                 "| select backlog / lag s | identify backlog / lag s | same result "
-                "| identify MB read |",
-                "|---|---|---|---|---|---|---|---|---|",
+                "| identify MB read | machine cores busy | CPU s per frame: select / identify "
+                "/ acquire + fuse + control |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
             ]
             for c in dist["configs"]:
                 b, a = c["max_backlog_entries"], c["max_queue_lag_s"]
+                busy = c.get("machine_cores_busy")
+                busy_txt = "n/a" if busy is None else f"{busy:.2f} of {dist.get('cpus')}"
                 lines.append(
                     f"| {c['select_workers']} | {c['identify_workers']} | {c['frames_per_s']:.2f} "
                     f"| {c['speedup_vs_1x1']:.2f}x | {c['session_seconds']['median']:.2f} "
                     f"| {b['select']} / {a['select']:.2f} | {b['identify']} / {a['identify']:.2f} "
-                    f"| {c['same_result']} | {_mb(c['bytes_moved'].get('identify_read', 0))} |"
+                    f"| {c['same_result']} | {_mb(c['bytes_moved'].get('identify_read', 0))} "
+                    f"| {busy_txt} "
+                    f"| {_cpu_split(c)} |"
                 )
     load = doc.get("load")
     if load:
