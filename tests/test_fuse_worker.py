@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from samplescout.acquire.sources import BundleSource
 from samplescout.app import EmbeddedPipeline
 from samplescout.bundle import open_bundle
@@ -77,3 +79,58 @@ def test_a_second_replica_continues_a_session(tmp_path: Path, redis_client) -> N
     for payload in messages:
         ref_worker.handle(payload)
     assert result["samples"] == json.loads(reference.get(result_key("s1")) or b"{}")["samples"]
+
+
+def test_state_is_one_part_per_frame_and_goes_with_the_session(tmp_path: Path) -> None:
+    """Each frame's part is written once under its own key, so the session document
+    does not grow with the structures; a replica with no parts in memory reads them
+    back to the same result; a session begun by an earlier version (one document with
+    the first frames' state) is continued; deleting the state leaves no key behind."""
+    from samplescout.acquire.simulator import simulate
+    from samplescout.fuse.state import FuseState
+    from samplescout.fuse.worker import delete_state, part_key, state_key
+
+    bundle = simulate(tmp_path / "b", carrier="slide", profile="narrow", seed=3, frame_scale=0.4)
+    messages = _structure_messages(bundle)
+    frames = [pipeline_pb2.StructuresIdentified.FromString(m) for m in messages]
+    state = InMemoryStateStore()
+    worker = FuseWorker(state=state, events=EventLog(), clock=lambda: 0.0)
+    sizes = []
+    for payload in messages[:-1]:
+        worker.handle(payload)
+        sizes.append(len(state.get(state_key("s1")) or b""))
+    parts = [state.get(part_key("s1", m.frame.index)) for m in frames[:-1] if not m.end_of_session]
+    assert all(p is not None for p in parts)
+    # the document holds per-frame statistics only: it grows by about as much each frame
+    steps = np.diff(sizes)
+    assert steps.max() < 2 * steps.min() + 200
+    assert max(sizes) < sum(len(p or b"") for p in parts)
+    # a fresh replica, nothing in memory, finishes the session from the store alone
+    FuseWorker(state=state, events=EventLog(), clock=lambda: 0.0).handle(messages[-1])
+    resumed = json.loads(state.get(result_key("s1")) or b"{}")
+    reference_state = InMemoryStateStore()
+    reference = FuseWorker(state=reference_state, events=EventLog(), clock=lambda: 0.0)
+    for payload in messages:
+        reference.handle(payload)
+    expected = json.loads(reference_state.get(result_key("s1")) or b"{}")
+    assert resumed["samples"] == expected["samples"]
+    assert resumed["structures"] == expected["structures"]
+    # an earlier version's document: the first frames' state in it, no parts for them
+    legacy = InMemoryStateStore()
+    first = FuseWorker(state=legacy, events=EventLog(), clock=lambda: 0.0)
+    for payload in messages[:2]:
+        first.handle(payload)
+    doc = json.loads(legacy.get(state_key("s1")) or b"{}")
+    merged = FuseState()
+    for index in doc["frames"]:
+        merged.merge(FuseState.from_dict(json.loads(legacy.get(part_key("s1", index)) or b"")))
+        legacy.delete(part_key("s1", index))
+    doc["fuse"] = merged.to_dict()
+    legacy.set(state_key("s1"), json.dumps(doc).encode())
+    later = FuseWorker(state=legacy, events=EventLog(), clock=lambda: 0.0)
+    for payload in messages[2:]:
+        later.handle(payload)
+    assert json.loads(legacy.get(result_key("s1")) or b"{}")["samples"] == expected["samples"]
+    delete_state(state, "s1")
+    assert state.get(state_key("s1")) is None
+    assert all(state.get(part_key("s1", m.frame.index)) is None for m in frames)

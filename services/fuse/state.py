@@ -67,6 +67,14 @@ class FuseState:
         ]
         self.geometries[str(frame_index)] = geometry.to_dict()
 
+    def merge(self, other: FuseState) -> None:
+        """Add everything ``other`` holds (another frame's part of the same session)."""
+        self.structures.extend(other.structures)
+        self.footprints.update(other.footprints)
+        self.geometries.update(other.geometries)
+        self.empty_regions += other.empty_regions
+        self.barcodes.extend(other.barcodes)
+
     def sorted_structures(self) -> list[dict[str, Any]]:
         """The stored structures in an order independent of their arrival, each once
         (a redelivered message must not count twice)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +40,20 @@ def state_key(session_id: str) -> str:
     return f"samplescout:fuse:{session_id}"
 
 
+def part_key(session_id: str, frame_index: int | str) -> str:
+    """Where one frame's part of the fuse state is kept (written once, never changed)."""
+    return f"samplescout:fuse:{session_id}:frame:{frame_index}"
+
+
+def delete_state(state: StateStore, session_id: str) -> None:
+    """Remove a session's fuse state: its document and every frame's part."""
+    raw = state.get(state_key(session_id))
+    if raw:
+        for index in json.loads(raw).get("frames", {}):
+            state.delete(part_key(session_id, index))
+    state.delete(state_key(session_id))
+
+
 def result_key(session_id: str) -> str:
     return f"samplescout:result:{session_id}"
 
@@ -61,7 +76,11 @@ class FuseWorker:
     """Adds each frame's structures to the session's fuse state and localizes.
 
     The state is serialisable data kept in ``state`` (a :class:`StateStore`), so any
-    replica can continue a session. A frame delivered twice changes nothing.
+    replica can continue a session. A frame delivered twice changes nothing. Each
+    frame's part (its structures, outline and codes) is written once under its own
+    key and the session's document holds only the frames' statistics, so a frame
+    costs the same whether it is the 2nd or the 200th; parts already read are kept in
+    memory for the sessions this replica is working on (``cached_sessions``).
 
     With a frame ``store``, localization also reads the frames' coarse data (whole
     cover-glass outlines are checked on them, see :mod:`samplescout.fuse.outline`);
@@ -75,11 +94,14 @@ class FuseWorker:
         events: EventSink,
         store: FrameStore | None = None,
         clock: Callable[[], float] = time.time,
+        cached_sessions: int = 32,
     ) -> None:
         self._state = state
         self._events = events
         self._store = store
         self._clock = clock
+        self._cached_sessions = cached_sessions
+        self._parts: OrderedDict[str, dict[str, FuseState]] = OrderedDict()
 
     def _views(self, session_id: str, fuse: FuseState) -> StoredCoarseViews | None:
         return None if self._store is None else StoredCoarseViews(self._store, session_id, fuse)
@@ -90,7 +112,7 @@ class FuseWorker:
         sid = session.session_id
         with self._state.lock(state_key(sid)):
             raw = self._state.get(state_key(sid))
-            doc: dict[str, Any] = json.loads(raw) if raw else {"fuse": None, "frames": {}}
+            doc: dict[str, Any] = json.loads(raw) if raw else {"frames": {}}
             index = str(msg.frame.index)
             if msg.end_of_session:
                 doc["total"] = session.frame_count
@@ -101,14 +123,14 @@ class FuseWorker:
                 if self._state.get(done_key(sid)) is None:
                     self._announce(sid, finished.decode())  # the replica before died here
                 return
-            fuse = FuseState.from_dict(doc["fuse"]) if doc["fuse"] else FuseState()
             if not msg.end_of_session:
                 if index in doc["frames"]:
                     return  # a redelivered frame changes nothing
-                fuse.add([Structure.from_proto(s) for s in msg.structures])
+                part = FuseState()
+                part.add([Structure.from_proto(s) for s in msg.structures])
                 f = msg.frame
-                fuse.add_frame(f.index, FrameGeometry(pose_from_proto(f.pose), f.width, f.height))
-                fuse.add_barcodes(
+                part.add_frame(f.index, FrameGeometry(pose_from_proto(f.pose), f.width, f.height))
+                part.add_barcodes(
                     f.index,
                     [
                         {
@@ -119,7 +141,10 @@ class FuseWorker:
                         for b in msg.barcodes
                     ],
                 )
-                doc["fuse"] = fuse.to_dict()
+                # The part first: a replica dying in between leaves a part that the
+                # redelivered frame writes again, never a frame counted without one.
+                self._state.set(part_key(sid, index), json.dumps(part.to_dict()).encode())
+                self._cache(sid)[index] = part
                 doc["frames"][index] = json_format.MessageToDict(
                     msg.stats,
                     preserving_proto_field_name=True,
@@ -129,9 +154,33 @@ class FuseWorker:
             total = session.frame_count or doc.get("total", 0)
             if not total or len(doc["frames"]) < total:
                 if session.progressive and not msg.end_of_session:
-                    self._progress(session, fuse, doc)
+                    self._progress(session, self._fused(sid, doc), doc)
                 return
-            self._finish(session, fuse, doc)
+            self._finish(session, self._fused(sid, doc), doc)
+            self._parts.pop(sid, None)
+
+    def _cache(self, sid: str) -> dict[str, FuseState]:
+        """The parts of session ``sid`` this replica has read, least recent sessions out."""
+        parts = self._parts.setdefault(sid, {})
+        self._parts.move_to_end(sid)
+        while len(self._parts) > self._cached_sessions:
+            self._parts.popitem(last=False)
+        return parts
+
+    def _fused(self, sid: str, doc: Mapping[str, Any]) -> FuseState:
+        """The session's fuse state: every frame's part, merged."""
+        cache = self._cache(sid)
+        # A session begun by an earlier version keeps its first frames in one document.
+        fuse = FuseState.from_dict(doc["fuse"]) if doc.get("fuse") else FuseState()
+        for index in sorted(set(doc["frames"]) - set(fuse.footprints), key=int):
+            part = cache.get(index)
+            if part is None:
+                raw = self._state.get(part_key(sid, index))
+                if raw is None:
+                    raise RuntimeError(f"session {sid}: the fuse state of frame {index} is gone")
+                part = cache[index] = FuseState.from_dict(json.loads(raw))
+            fuse.merge(part)
+        return fuse
 
     def _progress(
         self, session: pipeline_pb2.SessionSpec, fuse: FuseState, doc: dict[str, Any]

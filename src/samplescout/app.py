@@ -29,7 +29,7 @@ from samplescout.contracts import CARRIER_TO_PROTO, PROTO_TO_CARRIER
 from samplescout.control.adaptive import AdaptiveConfig, AdaptivePlanner, Step
 from samplescout.errors import DeadlineExceeded, InputError, OperationalError, SampleScoutError
 from samplescout.framestore import InMemoryFrameStore, frame_key
-from samplescout.fuse.worker import FuseWorker, done_key, result_key, state_key
+from samplescout.fuse.worker import FuseWorker, delete_state, done_key, result_key
 from samplescout.geometry import Pose
 from samplescout.identify.base import Identifier
 from samplescout.identify.classical import ClassicalIdentifier
@@ -240,7 +240,7 @@ class EmbeddedPipeline:
             raise
         finally:
             self.store.delete_session(sid)
-            self.state.delete(state_key(sid))
+            delete_state(self.state, sid)
 
     def result(self, session_id: str) -> dict[str, Any] | None:
         raw = self.state.get(result_key(session_id))
