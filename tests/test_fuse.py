@@ -374,6 +374,20 @@ def test_carrier_recognition_on_synthetic_structures() -> None:
     assert glass["element"] == "dish_glass" and glass["size_mm"] == [18.0]
     assert math.dist(glass["center_mm"], (30.0, 30.0)) < 0.05
 
+    # the dish's wall unseen, no slide outline either: one glass-bottom-sized round
+    # glass is a dish's; two round glasses, or one on a slide, are cover glasses
+    state = FuseState()
+    state.add(dish[1::2])
+    result = localize(state, None)
+    assert result["carrier"] == "petri_dish"
+    assert [s["element"] for s in result["samples"]] == ["dish_glass"]
+    state = FuseState()
+    state.add(dish[1::2] + [_arc(60.0, 30.0, 9.0, 45.0 * k, 45.0 * k + 40.0) for k in range(8)])
+    assert localize(state, None)["carrier"] == "slide"
+    state = FuseState()
+    state.add(_slide_edges() + [_arc(40.0, 15.0, 9.0, 45.0 * k, 45.0 * k + 40.0) for k in range(8)])
+    assert localize(state, None)["carrier"] == "slide"
+
 
 def test_barcodes_merge_across_frames_in_any_order() -> None:
     a = {"format": "QR_CODE", "text": "X", "polygon_mm": [[0, 0], [2, 0], [2, 2], [0, 2]]}

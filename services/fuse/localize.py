@@ -154,7 +154,7 @@ class LocalizeConfig:
     min_faint_chamber_score: float = 0.3
     min_plate_score_alone: float = 0.3
     min_body_score: float = 0.55
-    min_ring_score: float = 0.35
+    min_ring_score: float = 0.3
     single_edge_tol_mm: float = 0.5
     single_edge_margin_mm: float = 1.0
     single_edge_confidence: float = 0.4
@@ -392,8 +392,9 @@ def recognise_carrier(ev: _Evidence) -> str:
 
     A plate footprint with a well grid on it means a multiwell plate; a slide with a
     chamber grid of strong walls, or one that explains faint walls well, a chamber
-    slide, else a slide; a dish's outer ring a
-    dish; a well grid alone a plate; cover glasses alone a slide.
+    slide, else a slide; a dish's outer ring a dish; a well grid alone a plate; one
+    round glass of a dish's glass-bottom size and nothing else a dish; other cover
+    glasses alone a slide.
     """
     cfg = ev.cfg
     if ev.plate_body is not None and ev.plate_body.score >= cfg.min_body_score:
@@ -420,9 +421,14 @@ def recognise_carrier(ev: _Evidence) -> str:
     plate = ev.plate
     if plate is not None and plate.score >= cfg.min_plate_score_alone:
         return "multiwell"
-    if slide is not None or _slide_part(ev).samples:
+    if slide is not None:
         return "slide"
-    return "unknown"
+    samples = _slide_part(ev).samples
+    lo, hi = DISH_GLASS_DIAMETERS
+    round_glass = len(samples) == 1 and samples[0]["shape"] == "circle"
+    if round_glass and lo <= samples[0]["size_mm"][0] <= hi:
+        return "petri_dish"  # no slide outline, one round glass: a dish, its wall unseen
+    return "slide" if samples else "unknown"
 
 
 def _plate_part(ev: _Evidence) -> _Part:
