@@ -789,8 +789,10 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
             continue
         grouped.add(a)
         pts = seed
+        middle = 0.5 * (seed.min(axis=0) + seed.max(axis=0))
         for b, other in enumerate(strokes):
-            if b in grouped:
+            # One loop is at most ``max_loop_mm`` across: strokes farther off are others.
+            if b in grouped or np.hypot(*(other[0] - middle)) > cfg.max_loop_mm:
                 continue
             fit = _fit_ellipse(np.concatenate([pts, other]))
             if fit is not None and fit[3] <= cfg.pen_fit_mm and max(fit[1]) <= cfg.max_loop_mm:
