@@ -135,6 +135,7 @@ class LocalizeConfig:
     #: A glass placed round a marker loop: its least size as a share of the loop's
     #: extent (a loop may run a little over the glass's edges) and its confidence.
     loop_glass_share: float = 0.95
+    #: A round glass for a loop when it is at most this share of the rectangle's side.
     small_loop_share: float = 0.85
     ring_glass_confidence: float = 0.2
     #: A circle this close to a marker loop (centre, and radius to its extent) is the loop.
@@ -758,9 +759,8 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
     still fits them all within ``pen_fit_mm`` (rms). A group is a loop when its
     ellipse is seen round at least ``min_loop_cover_deg`` (10 degree bins), fits
     within ``pen_fit_mm`` (twice that when seen round ``closed_loop_cover_deg``) and
-    is ``min_loop_mm`` to ``max_loop_mm`` across; its
-    extent, along the slide's axes, is the ellipse's, so a loop seen in part is
-    still placed whole.
+    is ``min_loop_mm`` to ``max_loop_mm`` across; its extent, along the slide's axes,
+    is the ellipse's, so a loop seen in part is still placed whole.
     """
     if not pen_chords:
         return []
