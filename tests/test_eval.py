@@ -64,6 +64,10 @@ def test_one_extra_and_greedy_one_to_one_matching() -> None:
     score = evaluate.score_holder(result, truth)
     row = evaluate.summarize([score])
     assert row["recall"] == 1.0 and row["precision"] == 0.5
+    assert score.missed == [] and [f["center_mm"] for f in score.false] == [
+        [20.5, 15.0],
+        [70.0, 5.0],
+    ]
     assert row["mean_iou"] == pytest.approx(1.0)  # the exact copies win the greedy matching
     assert row["carrier_correct"] == 0.0
 
@@ -84,6 +88,14 @@ def test_eval_command_on_precomputed_results(
     assert doc["rows"]["overall"]["recall"] == 0.75
     assert doc["rows"]["overall"]["all_found"] == 0.5
     assert "slide/wide" in capsys.readouterr().out
+    # which sample was missed, in the JSON and, with --misses, on the console
+    rows = {h["name"]: h for h in doc["holders"]}
+    assert rows["a"]["missed"] == rows["a"]["false"] == rows["b"]["false"] == []
+    assert [m["center_mm"] for m in rows["b"]["missed"]] == [[50.0, 15.0]]
+    assert main(["eval", str(tmp_path / "set"), "--precomputed", "--misses"]) == 0
+    printed = capsys.readouterr().out
+    assert "b: 1 of 2 found, 1 reported" in printed
+    assert "missed rectangle 24x24 mm at (50.0, 15.0)" in printed and "a: " not in printed
 
 
 def test_parse_seeds() -> None:

@@ -189,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore the manifests' carrier, so carrier recognition is measured too",
     )
+    p.add_argument(
+        "--misses",
+        action="store_true",
+        help="also list every missed and every false sample, per holder (--out has them too)",
+    )
     p.add_argument("--make-set", action="store_true", help="simulate the set into SET_DIR first")
     p.add_argument("--seeds", default="100-107", help="seeds for --make-set, e.g. 100-107,120")
     p.add_argument("--difficulty", choices=("easy", "hard"), default="hard")
@@ -654,6 +659,8 @@ def cmd_eval(ns: argparse.Namespace, settings: Settings) -> int:
     )
     doc = evaluate.evaluate_set(ns.set_dir, localize=localizer, precomputed=ns.precomputed)
     print(evaluate.format_table(doc))
+    if ns.misses:
+        print(evaluate.format_misses(doc))
     if doc["models"]:
         print("models: " + ", ".join(doc["models"]))
     if ns.out:

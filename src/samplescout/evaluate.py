@@ -54,6 +54,10 @@ class HolderScore:
     center_errors_mm: list[float] = field(default_factory=list)
     carrier_correct: bool = True
     seconds: float = 0.0
+    #: The true samples no found one matched, and the found ones that matched none
+    #: (:func:`brief` of each), so a miss can be looked up without rerunning.
+    missed: list[dict[str, Any]] = field(default_factory=list)
+    false: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def all_found(self) -> bool:
@@ -99,6 +103,18 @@ def _may_overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     )
 
 
+def brief(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """A sample's shape, size, centre, angle and confidence, rounded for reading."""
+    return {
+        "element": sample.get("element"),
+        "shape": sample.get("shape"),
+        "size_mm": [round(float(v), 2) for v in sample.get("size_mm") or []],
+        "center_mm": [round(float(v), 2) for v in sample.get("center_mm") or []],
+        "angle_deg": round(float(sample.get("angle_deg") or 0.0), 2),
+        "confidence": round(float(sample.get("confidence", 1.0)), 3),
+    }
+
+
 def score_holder(
     result: Mapping[str, Any],
     truth: Mapping[str, Any],
@@ -124,6 +140,8 @@ def score_holder(
         ],
         carrier_correct=result.get("carrier") == truth.get("carrier"),
         seconds=seconds,
+        missed=[brief(t) for j, t in enumerate(true) if j not in {m[1] for m in matches}],
+        false=[brief(f) for i, f in enumerate(found) if i not in {m[0] for m in matches}],
     )
 
 
@@ -169,10 +187,30 @@ def table(scores: Sequence[HolderScore]) -> dict[str, Any]:
                 "matched": len(s.ious),
                 "carrier_correct": s.carrier_correct,
                 "seconds": round(s.seconds, 3),
+                "missed": s.missed,
+                "false": s.false,
             }
             for s in scores
         ],
     }
+
+
+def format_misses(doc: Mapping[str, Any]) -> str:
+    """One block per holder with a missed or a false sample (see :func:`table`)."""
+
+    def text(b: Mapping[str, Any]) -> str:
+        size = "x".join(f"{v:g}" for v in b["size_mm"])
+        x, y = b["center_mm"] or (float("nan"), float("nan"))
+        return f"{b['shape']} {size} mm at ({x:.1f}, {y:.1f}), {b['angle_deg']:+.1f} deg"
+
+    lines: list[str] = []
+    for h in doc["holders"]:
+        if not h["missed"] and not h["false"]:
+            continue
+        lines.append(f"{h['name']}: {h['matched']} of {h['truth']} found, {h['found']} reported")
+        lines += [f"  missed {text(b)}" for b in h["missed"]]
+        lines += [f"  false  {text(b)} (confidence {b['confidence']:.2f})" for b in h["false"]]
+    return "\n".join(lines) if lines else "every sample found, no false one"
 
 
 def format_table(doc: Mapping[str, Any]) -> str:
