@@ -389,6 +389,37 @@ def test_carrier_recognition_on_synthetic_structures() -> None:
     assert localize(state, None)["carrier"] == "slide"
 
 
+def test_lines_across_walls_count_on_chamber_slides_only() -> None:
+    """Dividers that identification found across a wall (flagged ``crossing``) make a
+    chamber slide's grid when the carrier is one or is to be recognised; on a slide or
+    a plate they are not used at all."""
+    chambers: list[Structure] = []
+    for x0 in (10.0, 23.5, 37.0, 50.5):  # 4 chambers 12 x 20 in a block with 1.5 mm walls
+        cell = rectangle_polygon((x0 + 6.0, 15.0), (12.0, 20.0), 0.0)
+        for k in range(4):
+            pieces = _pieces(cell[k], cell[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+            inner = k in (1, 3) and not (x0 == 10.0 and k == 3) and not (x0 == 50.5 and k == 1)
+            chambers += [replace(p, crossing=True) for p in pieces] if inner else pieces
+    block = rectangle_polygon((34.25, 15.0), (55.5, 23.0), 0.0)
+    for k in range(4):
+        chambers += _pieces(block[k], block[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    state = FuseState()
+    state.add(_slide_edges() + chambers)
+    result = localize(state, None)
+    assert result["carrier"] == "chamber_slide"
+    assert [s["element"] for s in result["samples"]] == ["chamber"] * 4
+    assert localize(state, "chamber_slide")["samples"] == result["samples"]
+    # the same evidence with the dividers unflagged is the same chamber slide; flagged
+    # and the carrier a slide, they are not there
+    plain = FuseState()
+    plain.add(_slide_edges() + [replace(c, crossing=False) for c in chambers])
+    assert localize(plain, None)["samples"] == result["samples"]
+    as_slide = localize(state, "slide")
+    without = FuseState()
+    without.add(_slide_edges() + [c for c in chambers if not c.crossing])
+    assert as_slide == {**localize(without, "slide"), "carrier": "slide"}
+
+
 def test_barcodes_merge_across_frames_in_any_order() -> None:
     a = {"format": "QR_CODE", "text": "X", "polygon_mm": [[0, 0], [2, 0], [2, 2], [0, 2]]}
     b = {

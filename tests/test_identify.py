@@ -229,9 +229,20 @@ def test_on_chamber_slides_a_divider_crossing_a_wall_is_found_too() -> None:
     chamber = plain.for_carrier("chamber_slide")
     assert chamber is not plain and chamber is plain.for_carrier("chamber_slide")
     assert chamber.max_crossing == 2 and plain.max_crossing == 0
-    dirs = _directions(chamber.find_edges(crop, 0.045))
+    found = chamber.find_edges(crop, 0.045)
+    dirs = _directions(found)
     assert dirs[:2] == ["h", "h"] and dirs[2:] == ["v", "v"]
-    for carrier in ("slide", "multiwell", "petri_dish", "unknown"):
+    # the lines across the wall are flagged (fusion uses them on chamber slides only)
+    assert [e.crossing for e in found] == [False, False, True, True]
+    geometry = FrameGeometry(Pose((30.0, 20.0), 0.045, 0.4), 1600, 1200)
+    structures = chamber.identify([(_region(), crop)], geometry)
+    assert sorted(s.crossing for s in structures) == [False, False, True, True]
+    assert [type(s).from_proto(s.to_proto()).crossing for s in structures] == [
+        s.crossing for s in structures
+    ]
+    # a carrier still to be recognised may be a chamber slide: the same search
+    assert plain.for_carrier("unknown") is chamber
+    for carrier in ("slide", "multiwell", "petri_dish"):
         assert plain.for_carrier(carrier) is plain
     # two parallel lines 0.2 mm apart are one glass edge's double line, not a wall
     thin = np.full((256, 256), 0.3, np.float32)

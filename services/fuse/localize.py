@@ -187,12 +187,25 @@ def localize(
     whole outline (:mod:`samplescout.fuse.outline`).
     """
     cfg = config or LocalizeConfig()
-    entries = state.sorted_structures()
-    line_entries = [e for e in entries if e["segment"] is not None]
-    lines = [ln for ln in fuse_lines(line_entries, method=cfg.vote) if ln.length >= cfg.min_line_mm]
-    ev = _Evidence(state, entries, line_entries, lines, cfg, views)
+    every = state.sorted_structures()
+
+    def evidence(crossing: bool) -> _Evidence:
+        # Lines across a wall that filled its crop are dividers only on chamber slides.
+        entries = every if crossing else [e for e in every if not e.get("crossing")]
+        line_entries = [e for e in entries if e["segment"] is not None]
+        lines = fuse_lines(line_entries, method=cfg.vote)
+        lines = [ln for ln in lines if ln.length >= cfg.min_line_mm]
+        return _Evidence(state, entries, line_entries, lines, cfg, views)
+
+    crossings = any(e.get("crossing") for e in every)
+    ev = evidence(crossing=carrier == "chamber_slide")
     if carrier in (None, "unknown"):
         carrier = recognise_carrier(ev)
+        if carrier in ("slide", "chamber_slide") and crossings:
+            # A chamber slide's crossing dividers may be what its grid was missing.
+            with_crossings = evidence(crossing=True)
+            if recognise_carrier(with_crossings) == "chamber_slide":
+                carrier, ev = "chamber_slide", with_crossings
     if carrier == "multiwell":
         part = _plate_part(ev)
     elif carrier == "chamber_slide":
@@ -207,7 +220,7 @@ def localize(
         "carrier": carrier,
         "samples": part.samples,
         "plate": part.plate,
-        "structures": _structures(lines, part.circles, part.roles, entries),
+        "structures": _structures(ev.lines, part.circles, part.roles, ev.entries),
         "barcodes": merge_barcodes(state.barcodes),
     }
 

@@ -119,6 +119,7 @@ def _entry(s: Structure) -> dict[str, Any]:
         "probs": {k: float(v) for k, v in sorted(s.class_probabilities.items()) if v > 0.0},
         "contrast": float(s.contrast),
         "marker": bool(s.marker),
+        "crossing": bool(s.crossing),
         "segment": [list(map(float, s.segment_mm[0])), list(map(float, s.segment_mm[1]))]
         if s.segment_mm is not None
         else None,

@@ -41,6 +41,7 @@ class _Edge:
     contrast: float = 0.0
     relative: float = 0.0  # contrast / grey level of the brighter side
     marker: bool = False  # a flank of a marker-pen stroke
+    crossing: bool = False  # a line across a wall that filled the crop
 
 
 def full_frame_regions(
@@ -113,9 +114,11 @@ class ClassicalIdentifier:
         as thick as a chamber wall, thicker than the double line of one glass edge) and
         the next is a line across them (within ``crossing_tol_deg`` of perpendicular):
         where a chamber slide's dividers cross, the longer divider's two sides fill the
-        crop's quota and the other divider would go unseen. 0 by default; 2 on chamber
-        slides (:meth:`for_carrier`), since elsewhere label print and the label's edge
-        make the same pattern.
+        crop's quota and the other divider would go unseen. Such lines are reported
+        with ``crossing`` set, since label print and the label's edge, and the square
+        wells of a 384-well plate, make the same pattern: fusion uses them on chamber
+        slides only. 0 by default; 2 on chamber slides and on sessions whose carrier is
+        to be recognised (:meth:`for_carrier`).
     report_markers
         Whether pen-stroke edges are reported (by their shape and contrast, with
         ``marker`` set). Fusion builds no glass from them, but a pen ring no glass
@@ -171,17 +174,18 @@ class ClassicalIdentifier:
         self._variants: dict[str, ClassicalIdentifier] = {}
 
     def for_carrier(self, carrier: str) -> ClassicalIdentifier:
-        """This identifier as used on ``carrier``'s frames: on chamber slides it also
-        looks for a divider crossing the wall that fills a crop (``max_crossing`` 2);
-        elsewhere it is used as configured."""
-        if carrier != "chamber_slide" or self.max_crossing:
+        """This identifier as used on ``carrier``'s frames: on chamber slides, and where
+        the carrier is still to be recognised (``unknown``), it also looks for a divider
+        crossing the wall that fills a crop (``max_crossing`` 2); elsewhere it is used as
+        configured."""
+        if carrier not in ("chamber_slide", "unknown") or self.max_crossing:
             return self
-        cached = self._variants.get(carrier)
+        cached = self._variants.get("crossing")
         if cached is None:
             cached = copy.copy(self)
             cached.max_crossing = 2
             cached._variants = {}
-            self._variants[carrier] = cached
+            self._variants["crossing"] = cached
         return cached
 
     def identify(
@@ -275,7 +279,7 @@ class ClassicalIdentifier:
                 if self.report_markers:
                     edges.append(replace(self._with_contrast(edge, normals, g), marker=True))
                 continue
-            edges.append(self._with_contrast(edge, normals, g))
+            edges.append(replace(self._with_contrast(edge, normals, g), crossing=wall is not None))
             taken += 1
         return edges
 
@@ -596,6 +600,7 @@ class ClassicalIdentifier:
                 arc_mm=(float(center[0]), float(center[1]), float(rad * ps), a0, a1),
                 contrast=edge.contrast,
                 marker=edge.marker,
+                crossing=edge.crossing,
             )
         assert edge.line is not None
         x0, y0, x1, y1 = edge.line
@@ -611,6 +616,7 @@ class ClassicalIdentifier:
             ),
             contrast=edge.contrast,
             marker=edge.marker,
+            crossing=edge.crossing,
         )
 
 

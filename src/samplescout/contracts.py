@@ -136,6 +136,8 @@ class Structure:
     contrast: float = 0.0
     #: A flank of a marker-pen stroke (identification's judgement), not a sample's edge.
     marker: bool = False
+    #: A line across a wall that filled its region (see ``IdentifiedStructure.crossing``).
+    crossing: bool = False
 
     def to_proto(self) -> types_pb2.IdentifiedStructure:
         msg = types_pb2.IdentifiedStructure(
@@ -151,6 +153,7 @@ class Structure:
             size_class=self.size_class,
             contrast=self.contrast,
             marker=self.marker,
+            crossing=self.crossing,
         )
         if self.segment_mm is not None:
             (x0, y0), (x1, y1) = self.segment_mm
@@ -188,4 +191,5 @@ class Structure:
             arc_mm=arc,
             contrast=msg.contrast,
             marker=msg.marker,
+            crossing=msg.crossing,
         )

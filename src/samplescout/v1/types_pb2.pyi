@@ -151,7 +151,7 @@ class Arc(_message.Message):
     def __init__(self, center: _Optional[_Union[Point2, _Mapping]] = ..., radius: _Optional[float] = ..., start_deg: _Optional[float] = ..., end_deg: _Optional[float] = ...) -> None: ...
 
 class IdentifiedStructure(_message.Message):
-    __slots__ = ("region", "shape_class", "probability", "class_probabilities", "element", "size_class", "segment", "arc", "contrast", "marker")
+    __slots__ = ("region", "shape_class", "probability", "class_probabilities", "element", "size_class", "segment", "arc", "contrast", "marker", "crossing")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SHAPE_CLASS_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +162,7 @@ class IdentifiedStructure(_message.Message):
     ARC_FIELD_NUMBER: _ClassVar[int]
     CONTRAST_FIELD_NUMBER: _ClassVar[int]
     MARKER_FIELD_NUMBER: _ClassVar[int]
+    CROSSING_FIELD_NUMBER: _ClassVar[int]
     region: StructureRegion
     shape_class: StructureClass
     probability: float
@@ -172,7 +173,8 @@ class IdentifiedStructure(_message.Message):
     arc: Arc
     contrast: float
     marker: bool
-    def __init__(self, region: _Optional[_Union[StructureRegion, _Mapping]] = ..., shape_class: _Optional[_Union[StructureClass, str]] = ..., probability: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., element: _Optional[str] = ..., size_class: _Optional[str] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., arc: _Optional[_Union[Arc, _Mapping]] = ..., contrast: _Optional[float] = ..., marker: _Optional[bool] = ...) -> None: ...
+    crossing: bool
+    def __init__(self, region: _Optional[_Union[StructureRegion, _Mapping]] = ..., shape_class: _Optional[_Union[StructureClass, str]] = ..., probability: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., element: _Optional[str] = ..., size_class: _Optional[str] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., arc: _Optional[_Union[Arc, _Mapping]] = ..., contrast: _Optional[float] = ..., marker: _Optional[bool] = ..., crossing: _Optional[bool] = ...) -> None: ...
 
 class Sample(_message.Message):
     __slots__ = ("element", "shape", "center_mm", "size_mm", "angle_deg", "polygon_mm", "confidence", "label", "occupied")
