@@ -277,7 +277,13 @@ class ClassicalIdentifier:
                 alive &= ~self._near(edge, pts, offset=band)
                 skipped += 1
                 if self.report_markers:
-                    edges.append(replace(self._with_contrast(edge, normals, g), marker=True))
+                    edges.append(
+                        replace(
+                            self._with_contrast(edge, normals, g),
+                            marker=True,
+                            crossing=wall is not None,
+                        )
+                    )
                 continue
             edges.append(replace(self._with_contrast(edge, normals, g), crossing=wall is not None))
             taken += 1
