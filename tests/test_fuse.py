@@ -318,6 +318,23 @@ def _slide_edges() -> list[Structure]:
     return out
 
 
+def _chamber_block(dividers_crossing: bool = False) -> list[Structure]:
+    """4 chambers 12 x 20 mm in a block with 1.5 mm walls on the slide of
+    ``_slide_edges``; the dividers' sides optionally flagged as lines across a wall."""
+    out: list[Structure] = []
+    for x0 in (10.0, 23.5, 37.0, 50.5):
+        cell = rectangle_polygon((x0 + 6.0, 15.0), (12.0, 20.0), 0.0)
+        for k in range(4):
+            pieces = _pieces(cell[k], cell[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+            inner = k in (1, 3) and not (x0 == 10.0 and k == 3) and not (x0 == 50.5 and k == 1)
+            crossing = dividers_crossing and inner
+            out += [replace(p, crossing=True) for p in pieces] if crossing else pieces
+    block = rectangle_polygon((34.25, 15.0), (55.5, 23.0), 0.0)
+    for k in range(4):
+        out += _pieces(block[k], block[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    return out
+
+
 def test_carrier_recognition_on_synthetic_structures() -> None:
     from samplescout.geometry import rotation_matrix
 
@@ -329,16 +346,8 @@ def test_carrier_recognition_on_synthetic_structures() -> None:
     cover = _rectangle_edges((45.0, 15.0), (40.0, 24.0), 0.3, 0, "straight_cover_glass_edge", 3)
     assert recognised(_slide_edges() + cover) == "slide"
 
-    chambers: list[Structure] = []
-    for x0 in (10.0, 23.5, 37.0, 50.5):  # 4 chambers 12 x 20 in a block with 1.5 mm walls
-        cell = rectangle_polygon((x0 + 6.0, 15.0), (12.0, 20.0), 0.0)
-        for k in range(4):
-            chambers += _pieces(cell[k], cell[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
-    block = rectangle_polygon((34.25, 15.0), (55.5, 23.0), 0.0)
-    for k in range(4):
-        chambers += _pieces(block[k], block[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
     state = FuseState()
-    state.add(_slide_edges() + chambers)
+    state.add(_slide_edges() + _chamber_block())
     result = localize(state, None)
     assert result["carrier"] == "chamber_slide"
     assert [s["element"] for s in result["samples"]] == ["chamber"] * 4
@@ -393,16 +402,7 @@ def test_lines_across_walls_count_on_chamber_slides_only() -> None:
     """Dividers that identification found across a wall (flagged ``crossing``) make a
     chamber slide's grid when the carrier is one or is to be recognised; on a slide or
     a plate they are not used at all."""
-    chambers: list[Structure] = []
-    for x0 in (10.0, 23.5, 37.0, 50.5):  # 4 chambers 12 x 20 in a block with 1.5 mm walls
-        cell = rectangle_polygon((x0 + 6.0, 15.0), (12.0, 20.0), 0.0)
-        for k in range(4):
-            pieces = _pieces(cell[k], cell[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
-            inner = k in (1, 3) and not (x0 == 10.0 and k == 3) and not (x0 == 50.5 and k == 1)
-            chambers += [replace(p, crossing=True) for p in pieces] if inner else pieces
-    block = rectangle_polygon((34.25, 15.0), (55.5, 23.0), 0.0)
-    for k in range(4):
-        chambers += _pieces(block[k], block[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    chambers = _chamber_block(dividers_crossing=True)
     state = FuseState()
     state.add(_slide_edges() + chambers)
     result = localize(state, None)
