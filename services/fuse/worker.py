@@ -6,6 +6,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,8 +80,9 @@ class FuseWorker:
     replica can continue a session. A frame delivered twice changes nothing. Each
     frame's part (its structures, outline and codes) is written once under its own
     key and the session's document holds only the frames' statistics, so a frame
-    costs the same whether it is the 2nd or the 200th; parts already read are kept in
-    memory for the sessions this replica is working on (``cached_sessions``).
+    costs the same whether it is the 2nd or the 200th; the state merged so far is kept
+    in memory for the sessions this replica is working on (``cached_sessions``), so a
+    frame merges only what is new.
 
     With a frame ``store``, localization also reads the frames' coarse data (whole
     cover-glass outlines are checked on them, see :mod:`samplescout.fuse.outline`);
@@ -101,7 +103,7 @@ class FuseWorker:
         self._store = store
         self._clock = clock
         self._cached_sessions = cached_sessions
-        self._parts: OrderedDict[str, dict[str, FuseState]] = OrderedDict()
+        self._sessions: OrderedDict[str, _Merged] = OrderedDict()
 
     def _views(self, session_id: str, fuse: FuseState) -> StoredCoarseViews | None:
         return None if self._store is None else StoredCoarseViews(self._store, session_id, fuse)
@@ -144,7 +146,7 @@ class FuseWorker:
                 # The part first: a replica dying in between leaves a part that the
                 # redelivered frame writes again, never a frame counted without one.
                 self._state.set(part_key(sid, index), json.dumps(part.to_dict()).encode())
-                self._cache(sid)[index] = part
+                self._cache(sid).fresh[index] = part
                 doc["frames"][index] = json_format.MessageToDict(
                     msg.stats,
                     preserving_proto_field_name=True,
@@ -157,30 +159,34 @@ class FuseWorker:
                     self._progress(session, self._fused(sid, doc), doc)
                 return
             self._finish(session, self._fused(sid, doc), doc)
-            self._parts.pop(sid, None)
+            self._sessions.pop(sid, None)
 
-    def _cache(self, sid: str) -> dict[str, FuseState]:
-        """The parts of session ``sid`` this replica has read, least recent sessions out."""
-        parts = self._parts.setdefault(sid, {})
-        self._parts.move_to_end(sid)
-        while len(self._parts) > self._cached_sessions:
-            self._parts.popitem(last=False)
-        return parts
+    def _cache(self, sid: str) -> _Merged:
+        """What this replica holds of session ``sid``; least recent sessions go first."""
+        merged = self._sessions.setdefault(sid, _Merged())
+        self._sessions.move_to_end(sid)
+        while len(self._sessions) > self._cached_sessions:
+            self._sessions.popitem(last=False)
+        return merged
 
     def _fused(self, sid: str, doc: Mapping[str, Any]) -> FuseState:
-        """The session's fuse state: every frame's part, merged."""
+        """The session's fuse state: every frame's part, merged (only the parts not
+        merged yet are read, from this replica's memory or else from the store)."""
         cache = self._cache(sid)
-        # A session begun by an earlier version keeps its first frames in one document.
-        fuse = FuseState.from_dict(doc["fuse"]) if doc.get("fuse") else FuseState()
-        for index in sorted(set(doc["frames"]) - set(fuse.footprints), key=int):
-            part = cache.get(index)
+        if not cache.frames and doc.get("fuse"):
+            # A session begun by an earlier version keeps its first frames in one document.
+            cache.state = FuseState.from_dict(doc["fuse"])
+            cache.frames.update(cache.state.footprints)
+        for index in sorted(set(doc["frames"]) - cache.frames, key=int):
+            part = cache.fresh.pop(index, None)
             if part is None:
                 raw = self._state.get(part_key(sid, index))
                 if raw is None:
                     raise RuntimeError(f"session {sid}: the fuse state of frame {index} is gone")
-                part = cache[index] = FuseState.from_dict(json.loads(raw))
-            fuse.merge(part)
-        return fuse
+                part = FuseState.from_dict(json.loads(raw))
+            cache.state.merge(part)
+            cache.frames.add(index)
+        return cache.state
 
     def _progress(
         self, session: pipeline_pb2.SessionSpec, fuse: FuseState, doc: dict[str, Any]
@@ -264,6 +270,16 @@ class FuseWorker:
                 "identify": round(totals["identify_seconds"], 4),
             },
         }
+
+
+@dataclass
+class _Merged:
+    """One session's fuse state as far as this replica has merged it (``frames``), and
+    parts written here that are not merged yet (``fresh``)."""
+
+    state: FuseState = field(default_factory=FuseState)
+    frames: set[str] = field(default_factory=set)
+    fresh: dict[str, FuseState] = field(default_factory=dict)
 
 
 class StoredCoarseViews:
