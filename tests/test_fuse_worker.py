@@ -134,3 +134,19 @@ def test_state_is_one_part_per_frame_and_goes_with_the_session(tmp_path: Path) -
     delete_state(state, "s1")
     assert state.get(state_key("s1")) is None
     assert all(state.get(part_key("s1", m.frame.index)) is None for m in frames)
+    # a replica that merged part of a session whose state was then deleted starts over
+    # when the id comes again (nothing of the old session in the new result)
+    again = InMemoryStateStore()
+    replica = FuseWorker(state=again, events=EventLog(), clock=lambda: 0.0)
+    other = _structure_messages(
+        simulate(tmp_path / "o", carrier="slide", profile="narrow", seed=5, frame_scale=0.4)
+    )
+    assert len(other) > 2  # the other session does not end here
+    for payload in other[:2]:
+        msg = pipeline_pb2.StructuresIdentified.FromString(payload)
+        msg.session.progressive = True
+        replica.handle(msg.SerializeToString())
+    delete_state(again, "s1")
+    for payload in messages:
+        replica.handle(payload)
+    assert json.loads(again.get(result_key("s1")) or b"{}")["samples"] == expected["samples"]

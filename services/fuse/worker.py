@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -114,7 +115,11 @@ class FuseWorker:
         sid = session.session_id
         with self._state.lock(state_key(sid)):
             raw = self._state.get(state_key(sid))
-            doc: dict[str, Any] = json.loads(raw) if raw else {"frames": {}}
+            # ``epoch`` tells this session from an earlier one under the same id whose
+            # state was deleted (what a replica still holds of that one is stale).
+            doc: dict[str, Any] = (
+                json.loads(raw) if raw else {"frames": {}, "epoch": uuid.uuid4().hex}
+            )
             index = str(msg.frame.index)
             if msg.end_of_session:
                 doc["total"] = session.frame_count
@@ -146,7 +151,7 @@ class FuseWorker:
                 # The part first: a replica dying in between leaves a part that the
                 # redelivered frame writes again, never a frame counted without one.
                 self._state.set(part_key(sid, index), json.dumps(part.to_dict()).encode())
-                self._cache(sid).fresh[index] = part
+                self._cache(sid, doc).fresh[index] = part
                 doc["frames"][index] = json_format.MessageToDict(
                     msg.stats,
                     preserving_proto_field_name=True,
@@ -161,9 +166,13 @@ class FuseWorker:
             self._finish(session, self._fused(sid, doc), doc)
             self._sessions.pop(sid, None)
 
-    def _cache(self, sid: str) -> _Merged:
-        """What this replica holds of session ``sid``; least recent sessions go first."""
-        merged = self._sessions.setdefault(sid, _Merged())
+    def _cache(self, sid: str, doc: Mapping[str, Any]) -> _Merged:
+        """What this replica holds of session ``sid`` as described by ``doc`` (anything
+        held of an earlier session under that id is dropped); least recent go first."""
+        epoch = str(doc.get("epoch", ""))
+        merged = self._sessions.get(sid)
+        if merged is None or merged.epoch != epoch:
+            merged = self._sessions[sid] = _Merged(epoch=epoch)
         self._sessions.move_to_end(sid)
         while len(self._sessions) > self._cached_sessions:
             self._sessions.popitem(last=False)
@@ -172,7 +181,7 @@ class FuseWorker:
     def _fused(self, sid: str, doc: Mapping[str, Any]) -> FuseState:
         """The session's fuse state: every frame's part, merged (only the parts not
         merged yet are read, from this replica's memory or else from the store)."""
-        cache = self._cache(sid)
+        cache = self._cache(sid, doc)
         if not cache.frames and doc.get("fuse"):
             # A session begun by an earlier version keeps its first frames in one document.
             cache.state = FuseState.from_dict(doc["fuse"])
@@ -277,6 +286,7 @@ class _Merged:
     """One session's fuse state as far as this replica has merged it (``frames``), and
     parts written here that are not merged yet (``fresh``)."""
 
+    epoch: str = ""
     state: FuseState = field(default_factory=FuseState)
     frames: set[str] = field(default_factory=set)
     fresh: dict[str, FuseState] = field(default_factory=dict)
