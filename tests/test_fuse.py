@@ -308,6 +308,15 @@ def test_single_edge_cover_glass_with_a_known_size() -> None:
     assert sorted(sample["size_mm"]) == [24.0, 50.0]
     assert polygon_iou(sample["polygon_mm"], glass) > 0.95
     assert sample["confidence"] < 0.5
+    # a 22 mm piece running on the slide's own side (classed as a glass edge on a faint
+    # frame) names a 22 x 22 glass too, but is as likely the slide's edge: no glass
+    state = FuseState()
+    state.add(structures[: -len(_pieces(glass[0], glass[1], 5.0, 0, "x"))])
+    state.add(
+        _pieces(np.array([30.0, 2.9]), np.array([52.0, 2.9]), 5.0, 0, "straight_cover_glass_edge")
+    )
+    state.add_frame(0, FrameGeometry(Pose((40.0, 15.0), 0.02), 4000, 1500))
+    assert localize(state, "slide")["samples"] == []
 
 
 def _slide_edges() -> list[Structure]:

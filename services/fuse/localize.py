@@ -1524,6 +1524,8 @@ def _single_edge_covers(
             continue
         e = partners.pop()
         mid = ln.endpoints.mean(axis=0)
+        if not _on_any(mid, [slide], -cfg.slide_margin_mm):
+            continue  # along the slide's own side: as likely the slide's edge as a glass's
         fits = []
         for sgn in (1.0, -1.0):
             rect = _make_rect(mid + sgn * ln.normal * e / 2, ln.direction, along=d, across=e)
