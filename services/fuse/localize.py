@@ -213,7 +213,7 @@ def localize(
     elif carrier == "petri_dish":
         part = _dish_part(ev)
     elif carrier == "slide":
-        part = _slide_part(ev)
+        part = ev.slide_part
     else:
         part = _Part([], None, {}, [])
     return {
@@ -264,6 +264,11 @@ class _Evidence:
     def coarse_views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
         """The frames' coarse data for the outline searches (empty without any)."""
         return self.views.views() if self.views is not None else []
+
+    @property
+    def slide_part(self) -> _Part:
+        """The slide localization (recognition may need it before localization does)."""
+        return self._get("slide_part", lambda: _slide_part(self))
 
     @property
     def slide_candidates(self) -> list[Rect]:
@@ -437,7 +442,7 @@ def recognise_carrier(ev: _Evidence) -> str:
         return "multiwell"
     if slide is not None:
         return "slide"
-    samples = _slide_part(ev).samples
+    samples = ev.slide_part.samples
     lo, hi = DISH_GLASS_DIAMETERS
     round_glass = len(samples) == 1 and samples[0]["shape"] == "circle"
     if round_glass and lo <= samples[0]["size_mm"][0] <= hi:
@@ -697,8 +702,10 @@ def _slide_part(ev: _Evidence) -> _Part:
     )
     pen_chords = _chords(pen)
     if slides:
-        chords = [c for c in chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
-        pen_chords = [c for c in pen_chords if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
+        chords, pen_chords = (
+            [c for c in cs if _on_any(0.5 * (c[0] + c[1]), slides, -0.3)]
+            for cs in (chords, pen_chords)
+        )
     diameters = (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6)
     circles = _find_circles(chords, diameters, cfg, concentric=True)
     loops = _pen_loops(pen_chords, slides[0].angle_deg if slides else 0.0, cfg)
@@ -802,16 +809,21 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
             continue
         grouped.add(a)
         pts = seed
+        fit = _fit_ellipse(seed)
         middle = 0.5 * (seed.min(axis=0) + seed.max(axis=0))
         for b, other in enumerate(strokes):
             # One loop is at most ``max_loop_mm`` across: strokes farther off are others.
             if b in grouped or np.hypot(*(other[0] - middle)) > cfg.max_loop_mm:
                 continue
-            fit = _fit_ellipse(np.concatenate([pts, other]))
-            if fit is not None and fit[3] <= cfg.pen_fit_mm and max(fit[1]) <= cfg.max_loop_mm:
+            joined = np.concatenate([pts, other])
+            trial = _fit_ellipse(joined)
+            if (
+                trial is not None
+                and trial[3] <= cfg.pen_fit_mm
+                and max(trial[1]) <= cfg.max_loop_mm
+            ):
                 grouped.add(b)
-                pts = np.concatenate([pts, other])
-        fit = _fit_ellipse(pts)
+                pts, fit = joined, trial
         if fit is None:
             continue
         center, axes, tilt, rms, cover = fit
@@ -1039,14 +1051,7 @@ def _rect_candidates(
 
 def _inside_any(h: Rect, outers: list[Rect]) -> bool:
     hp = h.polygon()
-    area = h.size[0] * h.size[1]
-    for o in outers:
-        iou = polygon_iou(hp, o.polygon())
-        oarea = o.size[0] * o.size[1]
-        inter = iou * (area + oarea) / (1.0 + iou)
-        if inter >= 0.9 * area:
-            return True
-    return False
+    return any(covered_share(o.polygon(), hp) >= 0.9 for o in outers)
 
 
 def _rect_hypotheses(

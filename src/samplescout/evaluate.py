@@ -127,6 +127,7 @@ def score_holder(
     found = list(result.get("samples") or [])
     true = list(truth.get("samples") or [])
     matches = match_samples(found, true, iou_threshold)
+    matched_found, matched_true = {m[0] for m in matches}, {m[1] for m in matches}
     sim = (truth.get("provenance") or {}).get("simulator") or {}
     return HolderScore(
         name=name,
@@ -140,8 +141,8 @@ def score_holder(
         ],
         carrier_correct=result.get("carrier") == truth.get("carrier"),
         seconds=seconds,
-        missed=[brief(t) for j, t in enumerate(true) if j not in {m[1] for m in matches}],
-        false=[brief(f) for i, f in enumerate(found) if i not in {m[0] for m in matches}],
+        missed=[brief(t) for j, t in enumerate(true) if j not in matched_true],
+        false=[brief(f) for i, f in enumerate(found) if i not in matched_found],
     )
 
 
