@@ -18,7 +18,14 @@ from samplescout.identify.net import NetIdentifier, load_identifier
 from samplescout.registry import Registry
 from samplescout.select import train as select_train
 from samplescout.select.base import Selector
-from samplescout.select.model import SelectUNet, edge_evidence, normalised_input, prepare_input
+from samplescout.select.classical import ClassicalSelector
+from samplescout.select.model import (
+    SelectPriorUNet,
+    SelectUNet,
+    edge_evidence,
+    normalised_input,
+    prepare_input,
+)
 from samplescout.select.net import NetSelector, load_selector
 from samplescout.select.patches import PatchSelector
 
@@ -46,7 +53,9 @@ def tiny_select_data3(tiny_frame, tiny_select_data):
     return select_train.SelectData([x], tiny_select_data.targets, {}, {"test": 3})
 
 
-@pytest.mark.parametrize(("arch", "channels"), [("unet", 2), ("patch", 2), ("unet", 3)])
+@pytest.mark.parametrize(
+    ("arch", "channels"), [("unet", 2), ("patch", 2), ("unet", 3), ("prior-unet", 3)]
+)
 def test_select_training_lowers_the_loss(
     tiny_select_data, tiny_select_data3, arch: str, channels: int
 ) -> None:
@@ -70,9 +79,15 @@ def test_identify_training_lowers_the_loss(tiny_frame) -> None:
     assert info["last_loss"] < 0.8 * info["first_loss"]
 
 
-def _registry_with_unet(tmp_path: Path, in_channels: int = 2) -> tuple[Registry, SelectUNet]:
+def _registry_with_unet(
+    tmp_path: Path, in_channels: int = 2, architecture: str = "unet"
+) -> tuple[Registry, SelectUNet]:
     torch.manual_seed(5)
-    m = SelectUNet(width=4, in_channels=in_channels)
+    if architecture == "prior-unet":
+        m: SelectUNet = SelectPriorUNet(width=4)
+        torch.nn.init.normal_(m.head.weight, std=0.3)  # a trained correction, not zero
+    else:
+        m = SelectUNet(width=4, in_channels=in_channels)
     # non-trivial batch-norm statistics, so fusing them at load time is exercised
     for mod in m.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
@@ -81,16 +96,16 @@ def _registry_with_unet(tmp_path: Path, in_channels: int = 2) -> tuple[Registry,
             mod.running_var.uniform_(0.5, 2.0)
     m.eval()
     reg = Registry(tmp_path)
-    meta = {"task": "select", "architecture": "unet", "hparams": m.hparams, "context": {}}
+    meta = {"task": "select", "architecture": architecture, "hparams": m.hparams, "context": {}}
     reg.save("select-unet", m.state_dict(), meta, aliases=("select-default",))
     return reg, m
 
 
-@pytest.mark.parametrize("channels", [2, 3])
+@pytest.mark.parametrize(("channels", "arch"), [(2, "unet"), (3, "unet"), (3, "prior-unet")])
 def test_loaded_selector_gives_the_same_outputs_as_before_saving(
-    tmp_path: Path, channels: int
+    tmp_path: Path, channels: int, arch: str
 ) -> None:
-    reg, m = _registry_with_unet(tmp_path, channels)
+    reg, m = _registry_with_unet(tmp_path, channels, arch)
     coarse = np.random.default_rng(1).random((70, 90)).astype(np.float32)
     with torch.inference_mode():
         x = torch.from_numpy(normalised_input(coarse, 1, channels))[None]
@@ -102,6 +117,64 @@ def test_loaded_selector_gives_the_same_outputs_as_before_saving(
     pa, pb = a.probabilities(coarse), b.probabilities(coarse)
     assert np.array_equal(pa, pb)
     np.testing.assert_allclose(pa, ref, atol=1e-4)
+
+
+def test_untrained_prior_unet_selects_what_the_classical_selector_selects() -> None:
+    fr = next(
+        render_frames(
+            [4], carriers=("slide",), difficulties=("hard",), profiles=("narrow",), narrow_frames=1
+        )
+    )
+    coarse = make_coarse(fr.image, 8)
+    geom = FrameGeometry(fr.pose, fr.image.shape[1], fr.image.shape[0])
+    classical = ClassicalSelector()
+    net = NetSelector(SelectPriorUNet(width=4).eval(), device=torch.device("cpu"))
+    ref = classical.probability_map(coarse)[0] >= 0.5
+    got = net.probabilities(coarse)[1] >= 0.5
+    assert ref.sum() > 200
+    assert (ref != got).sum() <= 0.002 * ref.sum()
+
+    def boxes(sel) -> set:
+        regions = sel.select(coarse, frame_index=0, geometry=geom, factor=8)
+        return {r.box_px for r in regions if r.kind == "structure"}
+
+    a, b = boxes(classical), boxes(net)
+    assert len(a & b) >= 0.95 * len(a | b)
+
+
+def test_prior_unet_needs_the_edge_channel() -> None:
+    with pytest.raises(ValueError, match="3 channels"):
+        SelectPriorUNet(in_channels=2)
+
+
+def test_marker_strokes_and_the_band_beside_edges_can_be_ignored_in_targets() -> None:
+    from samplescout.annotate import IGNORE
+
+    fr = next(
+        render_frames(
+            [11], carriers=("slide",), difficulties=("hard",), profiles=("wide",), wide_scale=0.25
+        )
+    )
+    assert any(st.kind == "marker" for st in fr.scene.strokes)
+    plain = annotate_frame(fr.image, fr.scene, fr.pose, factor=2, with_hough=False).select
+    marked = annotate_frame(
+        fr.image, fr.scene, fr.pose, factor=2, with_hough=False, ignore_markers=True
+    ).select
+    changed = plain != marked
+    assert changed.sum() > 50
+    assert (marked[changed] == IGNORE).all() and (plain[changed] == 0).all()
+
+    banded = select_train._band_ignored(plain, 2)
+    assert (banded[plain == 1] == 1).all()
+    newly = (banded == IGNORE) & (plain != IGNORE)
+    assert newly.any() and (plain[newly] == 0).all()
+    ys, xs = np.nonzero(newly)
+    near = np.zeros_like(newly)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            near |= np.roll(np.roll(plain == 1, dy, 0), dx, 1)
+    assert near[ys, xs].all()
+    assert np.array_equal(select_train._band_ignored(plain, 0), plain)
 
 
 def test_edge_channel_shows_a_faint_long_edge_that_the_high_pass_does_not() -> None:
@@ -453,6 +526,31 @@ def test_train_command_with_the_edge_channel_registers_a_three_channel_selector(
     sel = load_selector(reg)
     coarse = np.random.default_rng(2).random((40, 56)).astype(np.float32)
     assert sel.channels == 3 and sel.probabilities(coarse).shape == (4, *coarse.shape)
+
+
+def test_train_command_registers_a_prior_unet_with_its_target_options(
+    monkeypatch, tmp_path: Path, tiny_select_data3
+) -> None:
+    from samplescout.cli import main
+
+    asked: list[dict] = []
+    monkeypatch.setattr(
+        select_train, "build_data", lambda *a, **k: asked.append(k) or tiny_select_data3
+    )
+    reg = tmp_path / "reg"
+    args = ["train", "select", "--registry", str(reg), "--steps", "2", "--device", "cpu"]
+    assert main([*args, "--architecture", "prior-unet", "--input-channels", "2"]) == 2
+    assert main(["train", "identify", "--ignore-markers", "--steps", "2"]) == 2
+    assert main([*args, "--ignore-band", "-1"]) == 2
+    assert not reg.exists()
+    opts = ["--architecture", "prior-unet", "--ignore-markers", "--ignore-band", "2"]
+    assert main([*args, *opts]) == 0
+    assert asked[0]["channels"] == 3
+    assert asked[0]["ignore_markers"] is True and asked[0]["ignore_band"] == 2
+    rec = Registry(reg).resolve("select")
+    assert rec.metadata["architecture"] == "prior-unet" and rec.ref == "select-prior-unet@1"
+    sel = load_selector(reg)
+    assert isinstance(sel.model, SelectPriorUNet)
 
 
 def test_identify_training_stores_held_out_accuracy(

@@ -149,7 +149,11 @@ class SelectUNet(nn.Module):
     def __init__(self, width: int = 8, classes: int = 4, in_channels: int = 2) -> None:
         super().__init__()
         c1, c2, c3, c4 = width, 2 * width, 4 * width, 6 * width
-        self.hparams = {"width": width, "classes": classes, "in_channels": in_channels}
+        self.hparams: dict[str, float] = {
+            "width": width,
+            "classes": classes,
+            "in_channels": in_channels,
+        }
         self.e1 = nn.Sequential(_block(in_channels, c1, 2), _block(c1, c1))
         self.e2 = nn.Sequential(_block(c1, c2, 2), _block(c2, c2))
         self.e3 = nn.Sequential(_block(c2, c3, 2), _block(c3, c3))
@@ -178,6 +182,70 @@ class SelectUNet(nn.Module):
         return F.interpolate(
             self.forward(x), scale_factor=2.0, mode="bilinear", align_corners=False
         )
+
+
+class SelectPriorUNet(SelectUNet):
+    """The U-Net as a learned correction of the classical coherent-edge evidence.
+
+    Reads the three channels of :data:`EDGE_CHANNELS`. The structure logit is
+    ``(z - z_mid) / z_scale`` of the edge channel's z-score (the classical selector's
+    calibration) plus the network's output; the other classes' logits are the network's
+    alone. The head starts at zero (label and non-sample at -6), so an untrained model
+    selects what the classical selector selects, and training moves it only where the
+    auto-annotated targets disagree: clutter the statistic calls an edge, faint sample
+    edges it misses, labels and the area outside the carrier. Training penalises the
+    correction's size (:meth:`residual_logits`), so where the data say nothing the model
+    keeps the classical answer.
+
+    Parameters
+    ----------
+    width, classes
+        As :class:`SelectUNet`.
+    in_channels
+        Must be 3 (intensity, high-pass, edge z-score / 6).
+    z_mid, z_scale
+        Logistic calibration of the z-score.
+    """
+
+    def __init__(
+        self,
+        width: int = 8,
+        classes: int = 4,
+        in_channels: int = 3,
+        z_mid: float = 6.0,
+        z_scale: float = 1.5,
+    ) -> None:
+        if in_channels != len(EDGE_CHANNELS):
+            raise ValueError(f"the prior U-Net reads 3 channels, not {in_channels}")
+        super().__init__(width, classes, in_channels)
+        self.hparams.update({"z_mid": z_mid, "z_scale": z_scale})
+        self.z_mid = z_mid
+        self.z_scale = z_scale
+        nn.init.zeros_(self.head.weight)
+        bias = self.head.bias
+        assert bias is not None
+        with torch.no_grad():
+            bias.zero_()
+            bias[2:] = -6.0
+
+    def residual_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's correction at the input resolution."""
+        return super().full_logits(x)
+
+    def prior_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The classical structure logit as a class map ``(n, classes, h, w)``."""
+        z = x[:, 2:3] * 6.0
+        prior = torch.zeros(
+            (x.shape[0], int(self.hparams["classes"]), *x.shape[-2:]),
+            dtype=x.dtype,
+            device=x.device,
+        )
+        prior[:, 1:2] = (z - self.z_mid) / self.z_scale
+        return prior
+
+    def full_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at the input resolution: prior plus correction."""
+        return self.residual_logits(x) + self.prior_logits(x)
 
 
 class PatchNet(nn.Module):
@@ -210,4 +278,8 @@ class PatchNet(nn.Module):
         return self.head(self.body(x))
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": SelectUNet, "patch": PatchNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "unet": SelectUNet,
+    "prior-unet": SelectPriorUNet,
+    "patch": PatchNet,
+}

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,8 @@ def build_data(
     factor: int = DEFAULT_FACTOR,
     channels: int = 2,
     scales: tuple[int, ...] = (1,),
+    ignore_markers: bool = False,
+    ignore_band: int = 0,
     log: bool = True,
 ) -> SelectData:
     """Render and annotate the training frames (inputs of ``channels`` 2 or 3, see
@@ -67,6 +70,11 @@ def build_data(
     the coarse pixel size is that of a full-scale frame) times each of ``scales``: with
     ``(1, 2)`` the model also learns coarse pixels twice as large, as a half-scale frame
     at the full factor gives, and needs no upsampling there.
+
+    ``ignore_markers``: marker-pen strokes are ignored, not background (see
+    :func:`~samplescout.annotate.annotate_frame`). ``ignore_band``: background pixels
+    within this many coarse pixels of a structure target are ignored, so a model is
+    not taught the width of an edge's band (identification reads both sides anyway).
     """
     inputs, targets, stats = [], [], []
     max_pixel_mm = 0.0
@@ -83,10 +91,17 @@ def build_data(
     ):
         for m in scales:
             f = max(1, round(factor * fr.scale)) * m
-            ann = annotate_frame(fr.image, fr.scene, fr.pose, factor=f, with_hough=m == scales[0])
+            ann = annotate_frame(
+                fr.image,
+                fr.scene,
+                fr.pose,
+                factor=f,
+                with_hough=m == scales[0],
+                ignore_markers=ignore_markers,
+            )
             coarse = make_coarse(fr.image, f)
             inputs.append(normalised_input(coarse, 1, channels))
-            targets.append(ann.select)
+            targets.append(_band_ignored(ann.select, ignore_band))
             if m == scales[0]:
                 stats.append(ann.stats)
             max_pixel_mm = max(max_pixel_mm, f * fr.pose.pixel_size_mm)
@@ -107,7 +122,22 @@ def build_data(
     if tuple(scales) != (1,):
         desc["scales"] = list(scales)
         desc["max_coarse_pixel_mm"] = round(max_pixel_mm, 4)
+    if ignore_markers:
+        desc["ignore_markers"] = True
+    if ignore_band:
+        desc["ignore_band"] = ignore_band
     return SelectData(inputs, targets, annotation_quality(stats), desc)
+
+
+def _band_ignored(target: np.ndarray, band: int) -> np.ndarray:
+    """``target`` with background (class 0) within ``band`` pixels of structure ignored."""
+    if band <= 0:
+        return target
+    side = 2 * band + 1
+    near = cv2.dilate((target == 1).astype(np.uint8), np.ones((side, side), np.uint8)) > 0
+    out = target.copy()
+    out[near & (target == 0)] = IGNORE
+    return out
 
 
 def _augment(
@@ -178,6 +208,7 @@ def train_model(
     crop: int = 96,
     lr: float = 3e-3,
     seed: int = 0,
+    residual_weight: float = 0.01,
     device: torch.device | None = None,
     log: bool = True,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -185,6 +216,8 @@ def train_model(
 
     Runs on ``device`` (default: CUDA when available); the model comes back on it. Crops
     are drawn on the CPU from a seeded generator, so the batches do not depend on it.
+    For ``prior-unet`` the mean square of the network's correction, times
+    ``residual_weight``, is added to the loss.
     """
     device = device or pick_device()
     torch.manual_seed(seed)
@@ -209,12 +242,19 @@ def train_model(
                 ts.append(t)
             xb = torch.from_numpy(np.stack(xs).astype(np.float32)).to(device)
             tb = torch.from_numpy(np.stack(ts).astype(np.int64)).to(device)
+            penalty = None
             if architecture == "patch":
                 logits = model(xb)
                 tb = patch_targets(tb)
+            elif architecture == "prior-unet":
+                residual = model.residual_logits(xb)
+                logits = residual + model.prior_logits(xb)
+                penalty = residual_weight * residual.square().mean()
             else:
                 logits = model.full_logits(xb)
             loss = F.cross_entropy(logits, tb, weight=weight, ignore_index=IGNORE)
+            if penalty is not None:
+                loss = loss + penalty
             if monitor.step(loss, opt, sched):
                 break
     model.eval()
@@ -236,6 +276,8 @@ def train(
     width: int | None = None,
     channels: int = 2,
     scales: tuple[int, ...] = (1,),
+    ignore_markers: bool = False,
+    ignore_band: int = 0,
     device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
@@ -244,7 +286,17 @@ def train(
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     seeds = list(data_seeds) if data_seeds is not None else list(range(1000, 1006))
     t0 = time.perf_counter()
-    data = build_data(seeds, narrow_frames=narrow_frames, channels=channels, scales=scales, log=log)
+    if architecture == "prior-unet" and channels != len(EDGE_CHANNELS):
+        raise ValueError("the prior U-Net reads 3 input channels (the edge evidence)")
+    data = build_data(
+        seeds,
+        narrow_frames=narrow_frames,
+        channels=channels,
+        scales=scales,
+        ignore_markers=ignore_markers,
+        ignore_band=ignore_band,
+        log=log,
+    )
     model, info = train_model(
         data,
         architecture=architecture,
@@ -255,7 +307,7 @@ def train(
         device=device,
         log=log,
     )
-    task = "select" if architecture == "unet" else "select-patch"
+    task = "select-patch" if architecture == "patch" else "select"
     name = name or f"select-{architecture}"
     meta = {
         "task": task,

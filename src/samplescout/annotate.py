@@ -378,6 +378,7 @@ def annotate_frame(
     z_local: float = 2.5,
     search_px: float = 3.0,
     with_hough: bool = True,
+    ignore_markers: bool = False,
 ) -> FrameAnnotation:
     """Targets for one rendered frame (see module doc).
 
@@ -400,6 +401,10 @@ def annotate_frame(
         Offset search for the matched filter (pose and rendering error).
     with_hough
         Also run Canny + Hough (distractor lines and precision measurement).
+    ignore_markers
+        Marker-pen strokes are ``IGNORE`` in the selection target rather than
+        ``no_structure``: fusion reads pen loops drawn round samples, so a selector
+        need not learn to drop them (the first models' targets have them as background).
     """
     h, w = image.shape[:2]
     geometry = FrameGeometry(pose, w, h)
@@ -442,6 +447,13 @@ def annotate_frame(
         if not pc.confirmed and outlines[pc.outline].element == "holder":
             continue  # an unseen clip side is just holder
         cv2.line(target, tuple(a), tuple(b), val, 2, cv2.LINE_8, sh)
+    if ignore_markers:
+        for st in scene.strokes:
+            if st.kind != "marker":
+                continue
+            px = _poly_px(geometry, np.asarray(st.points, float), factor)
+            thick = max(1, round(st.width_mm / (pose.pixel_size_mm * factor)) + 2)
+            cv2.polylines(target, [px], False, IGNORE, thick, cv2.LINE_8, sh)
     # confirmed pieces win over ignored ones where they cross
     for pc in pieces:
         if pc.confirmed:

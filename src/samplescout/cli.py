@@ -517,7 +517,7 @@ def _add_train_parser(sub: Any) -> None:
         "--input-channels",
         type=int,
         choices=(2, 3),
-        default=2,
+        default=None,
         help="select: 3 adds the classical coherent-edge z-score to the intensity and "
         "high-pass channels",
     )
@@ -528,6 +528,25 @@ def _add_train_parser(sub: Any) -> None:
         default=[1],
         help="select: train on each frame reduced by the coarse factor times each of these "
         "(1 2: also coarse pixels twice as large, as half-scale frames give)",
+    )
+    p.add_argument(
+        "--architecture",
+        choices=("unet", "prior-unet"),
+        default="unet",
+        help="select: the plain U-Net, or the U-Net as a learned correction of the classical "
+        "edge evidence (reads 3 channels)",
+    )
+    p.add_argument(
+        "--ignore-markers",
+        action="store_true",
+        help="select: marker-pen strokes are ignored in the targets instead of background",
+    )
+    p.add_argument(
+        "--ignore-band",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="select: background within PX coarse pixels of an edge target is ignored",
     )
     p.add_argument(
         "--eval-seeds",
@@ -570,9 +589,22 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
     for flag, value in (("--balanced", ns.balanced), ("--eval-seeds", ns.eval_seeds)):
         if value and ns.task != "identify":
             raise InputError("train", flag, "applies to the identification model only")
+    if ns.task != "select":
+        for flag, changed in (
+            ("--architecture", ns.architecture != "unet"),
+            ("--ignore-markers", ns.ignore_markers),
+            ("--ignore-band", ns.ignore_band != 0),
+        ):
+            if changed:
+                raise InputError("train", flag, "applies to the select task only")
+    if ns.ignore_band < 0:
+        raise InputError("train", "--ignore-band", "must be >= 0")
+    if ns.architecture == "prior-unet" and ns.input_channels not in (None, 3):
+        raise InputError("train", "--input-channels", "the prior U-Net reads 3 channels")
+    channels = ns.input_channels or (3 if ns.architecture == "prior-unet" else 2)
     if ns.task == "identify":
         for flag, changed in (
-            ("--input-channels", ns.input_channels != 2),
+            ("--input-channels", ns.input_channels is not None),
             ("--coarse-scales", ns.coarse_scales != [1]),
         ):
             if changed:
@@ -602,14 +634,16 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
     else:
         from samplescout.select import train as select_train
 
-        arch = "patch" if ns.task == "select-patch" else "unet"
+        arch = "patch" if ns.task == "select-patch" else ns.architecture
         rec = select_train.train(
             ns.registry,
             architecture=arch,
             name=ns.name,
             aliases=() if ns.no_alias else None,
-            channels=ns.input_channels,
+            channels=channels,
             scales=tuple(ns.coarse_scales),
+            ignore_markers=ns.ignore_markers,
+            ignore_band=ns.ignore_band,
             **common,
         )
     t = rec.metadata["training"]
