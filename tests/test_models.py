@@ -198,18 +198,30 @@ def test_edge_channel_shows_a_faint_long_edge_that_the_high_pass_does_not() -> N
 
 
 class _FixedMap(torch.nn.Module):
-    """A stand-in U-Net whose structure logits are high exactly on ``mask``."""
+    """A stand-in U-Net whose structure (or ``cls``) logits are high exactly on ``mask``."""
 
-    def __init__(self, mask: np.ndarray) -> None:
+    def __init__(self, mask: np.ndarray, cls: int = 1) -> None:
         super().__init__()
         self.mask = torch.from_numpy(mask.astype(np.float32))
+        self.cls = cls
 
     def full_logits(self, x: torch.Tensor) -> torch.Tensor:
         h, w = self.mask.shape
         out = torch.zeros(1, 4, x.shape[-2], x.shape[-1])
         out[0, 0] = 2.0
-        out[0, 1, :h, :w] = self.mask * 10.0
+        out[0, self.cls, :h, :w] = self.mask * 10.0
         return out
+
+
+def test_a_label_larger_than_a_tile_is_one_region() -> None:
+    mask = np.zeros((150, 200), bool)
+    mask[30:90, 10:80] = True  # 560 x 480 full-res px: two tiles each way if tiled
+    sel = NetSelector(_FixedMap(mask, cls=2), device=torch.device("cpu"))
+    geom = FrameGeometry(Pose((10.0, 20.0), 0.0125, 0.0), 1600, 1200)
+    regions = sel.select(np.zeros((150, 200), np.float32), frame_index=0, geometry=geom, factor=8)
+    assert [r.kind for r in regions] == ["label"]
+    x0, y0, x1, y1 = regions[0].box_px
+    assert (x0, y0) <= (80, 240) and (x1, y1) >= (640, 720)
 
 
 def test_regions_map_to_full_resolution_and_holder_coordinates() -> None:

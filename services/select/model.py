@@ -194,8 +194,8 @@ class SelectPriorUNet(SelectUNet):
     selects what the classical selector selects, and training moves it only where the
     auto-annotated targets disagree: clutter the statistic calls an edge, faint sample
     edges it misses, labels and the area outside the carrier. Training penalises the
-    correction's size (:meth:`residual_logits`), so where the data say nothing the model
-    keeps the classical answer.
+    size of the structure / no-structure correction (:meth:`residual_logits`), so where
+    the data say nothing the model keeps the classical answer.
 
     Parameters
     ----------

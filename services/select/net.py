@@ -108,6 +108,9 @@ def _make_region(
     )
 
 
+#: Selector options a model's ``operating_point`` metadata may set.
+OPERATING_POINT_KEYS = ("threshold", "label_threshold", "grow")
+
 #: Decimals kept of the model's probabilities (SPEC: results independent of workers).
 PROBABILITY_DECIMALS = 4
 
@@ -231,11 +234,18 @@ class NetSelector:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(
             mask.astype(np.uint8), connectivity=8
         )
+        # A label is decoded whole (a code split over tiles reads as nothing), so label
+        # components are not tiled.
         step = max(1, (self.tile_px - 2 * self.margin_px) // factor)
         out = []
         for lab in range(1, n):
             x, y, w, h, area = (int(v) for v in stats[lab])
             if area < self.min_area:
+                continue
+            if kind == "label":
+                ys, xs = np.nonzero(labels[y : y + h, x : x + w] == lab)
+                top = np.sort(prob[ys + y, xs + x])[-3:]
+                out.append((float(top.mean()), (x, y, x + w, y + h), 0.0, kind))
                 continue
             for ty in range(y, y + h, step):
                 for tx in range(x, x + w, step):
@@ -261,7 +271,9 @@ def load_selector(
 ) -> NetSelector:
     """A ready selector from the registry (``variant``: ``unet`` or ``patch``).
 
-    The model is ``select-<variant>`` resolved by context when the registry has one for
+    The selector's thresholds come from the model's ``operating_point`` metadata where it
+    has one (a model trained for recall may select at a probability under 0.5);
+    ``options`` override them. The model is ``select-<variant>`` resolved by context when the registry has one for
     that context, else the ``select-default`` alias (unet) or ``select-patch``. The
     selector's ``name`` is the provenance string, e.g. ``select-unet@1``. It runs on
     ``device`` (default: CUDA when available).
@@ -282,5 +294,7 @@ def load_selector(
             rec.metadata.get("input", {}).get("max_coarse_pixel_mm", MAX_COARSE_PIXEL_MM)
         )
     }
+    point = rec.metadata.get("operating_point") or {}
+    opts.update({k: float(v) for k, v in point.items() if k in OPERATING_POINT_KEYS})
     opts.update(options)
     return NetSelector(build_model(rec, device), device=device, name=rec.ref, **opts)  # type: ignore[arg-type]

@@ -216,8 +216,8 @@ def train_model(
 
     Runs on ``device`` (default: CUDA when available); the model comes back on it. Crops
     are drawn on the CPU from a seeded generator, so the batches do not depend on it.
-    For ``prior-unet`` the mean square of the network's correction, times
-    ``residual_weight``, is added to the loss.
+    For ``prior-unet`` the mean square of the network's correction of the no-structure
+    and structure logits, times ``residual_weight``, is added to the loss.
     """
     device = device or pick_device()
     torch.manual_seed(seed)
@@ -249,7 +249,9 @@ def train_model(
             elif architecture == "prior-unet":
                 residual = model.residual_logits(xb)
                 logits = residual + model.prior_logits(xb)
-                penalty = residual_weight * residual.square().mean()
+                # only the structure decision is kept near the classical evidence;
+                # label and non-sample are the network's alone
+                penalty = residual_weight * residual[:, :2].square().mean()
             else:
                 logits = model.full_logits(xb)
             loss = F.cross_entropy(logits, tb, weight=weight, ignore_index=IGNORE)
@@ -278,6 +280,7 @@ def train(
     scales: tuple[int, ...] = (1,),
     ignore_markers: bool = False,
     ignore_band: int = 0,
+    residual_weight: float = 0.01,
     device: torch.device | None = None,
     log: bool = True,
 ) -> ModelRecord:
@@ -304,6 +307,7 @@ def train(
         loss_threshold=loss_threshold,
         seed=seed,
         width=width,
+        residual_weight=residual_weight,
         device=device,
         log=log,
     )
@@ -334,6 +338,7 @@ def train(
             "first_loss": info["first_loss"],
             "final_loss": info["final_loss"],
             "seconds": round(time.perf_counter() - t0, 1),
+            **({"residual_weight": residual_weight} if architecture == "prior-unet" else {}),
         },
         "annotation_quality": data.annotation,
         "metrics": {},

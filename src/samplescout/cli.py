@@ -549,6 +549,13 @@ def _add_train_parser(sub: Any) -> None:
         help="select: background within PX coarse pixels of an edge target is ignored",
     )
     p.add_argument(
+        "--residual-weight",
+        type=float,
+        default=None,
+        help="select prior-unet: weight of the penalty on the network's correction of the "
+        "classical edge evidence (default 0.01)",
+    )
+    p.add_argument(
         "--eval-seeds",
         type=int,
         nargs="+",
@@ -594,11 +601,17 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
             ("--architecture", ns.architecture != "unet"),
             ("--ignore-markers", ns.ignore_markers),
             ("--ignore-band", ns.ignore_band != 0),
+            ("--residual-weight", ns.residual_weight is not None),
         ):
             if changed:
                 raise InputError("train", flag, "applies to the select task only")
     if ns.ignore_band < 0:
         raise InputError("train", "--ignore-band", "must be >= 0")
+    if ns.residual_weight is not None:
+        if ns.architecture != "prior-unet":
+            raise InputError("train", "--residual-weight", "applies to --architecture prior-unet")
+        if not ns.residual_weight >= 0:
+            raise InputError("train", "--residual-weight", "must be >= 0")
     if ns.architecture == "prior-unet" and ns.input_channels not in (None, 3):
         raise InputError("train", "--input-channels", "the prior U-Net reads 3 channels")
     channels = ns.input_channels or (3 if ns.architecture == "prior-unet" else 2)
@@ -644,6 +657,7 @@ def cmd_train(ns: argparse.Namespace, settings: Settings) -> int:
             scales=tuple(ns.coarse_scales),
             ignore_markers=ns.ignore_markers,
             ignore_band=ns.ignore_band,
+            **({} if ns.residual_weight is None else {"residual_weight": ns.residual_weight}),
             **common,
         )
     t = rec.metadata["training"]
