@@ -119,6 +119,22 @@ def test_loaded_selector_gives_the_same_outputs_as_before_saving(
     np.testing.assert_allclose(pa, ref, atol=1e-4)
 
 
+def test_a_models_operating_point_sets_the_selector_unless_overridden(tmp_path: Path) -> None:
+    reg, m = _registry_with_unet(tmp_path)
+    meta = {
+        "task": "select",
+        "architecture": "unet",
+        "hparams": m.hparams,
+        "context": {},
+        "operating_point": {"threshold": 0.3, "grow": 1, "tile_px": 64},
+    }
+    reg.save("select-unet", m.state_dict(), meta, aliases=("select-default",))
+    sel = load_selector(reg)
+    assert sel.name == "select-unet@2"
+    assert (sel.threshold, sel.grow, sel.tile_px) == (0.3, 1, 256)  # tile_px is not a point
+    assert load_selector(reg, threshold=0.6).threshold == 0.6
+
+
 def test_untrained_prior_unet_selects_what_the_classical_selector_selects() -> None:
     fr = next(
         render_frames(
@@ -555,12 +571,15 @@ def test_train_command_registers_a_prior_unet_with_its_target_options(
     assert main(["train", "identify", "--ignore-markers", "--steps", "2"]) == 2
     assert main([*args, "--ignore-band", "-1"]) == 2
     assert not reg.exists()
+    assert main([*args, "--residual-weight", "3"]) == 2  # plain U-Net: no correction
+    assert not reg.exists()
     opts = ["--architecture", "prior-unet", "--ignore-markers", "--ignore-band", "2"]
-    assert main([*args, *opts]) == 0
+    assert main([*args, *opts, "--residual-weight", "3"]) == 0
     assert asked[0]["channels"] == 3
     assert asked[0]["ignore_markers"] is True and asked[0]["ignore_band"] == 2
     rec = Registry(reg).resolve("select")
     assert rec.metadata["architecture"] == "prior-unet" and rec.ref == "select-prior-unet@1"
+    assert rec.metadata["training"]["residual_weight"] == 3.0
     sel = load_selector(reg)
     assert isinstance(sel.model, SelectPriorUNet)
 

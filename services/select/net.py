@@ -273,8 +273,9 @@ def load_selector(
 
     The selector's thresholds come from the model's ``operating_point`` metadata where it
     has one (a model trained for recall may select at a probability under 0.5);
-    ``options`` override them. The model is ``select-<variant>`` resolved by context when the registry has one for
-    that context, else the ``select-default`` alias (unet) or ``select-patch``. The
+    ``options`` override them. The model is ``select-<variant>`` resolved by context
+    when the registry has one for that context, else the ``select-default`` alias or
+    ``select-patch``. The
     selector's ``name`` is the provenance string, e.g. ``select-unet@1``. It runs on
     ``device`` (default: CUDA when available).
     """
