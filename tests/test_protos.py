@@ -52,3 +52,30 @@ def test_generated_modules_import() -> None:
 
     assert hasattr(control_pb2_grpc, "ControlServiceStub")
     assert hasattr(microscope_pb2_grpc, "MicroscopeServiceStub")
+
+
+def _minimum(requirements: list[str], package: str) -> tuple[int, ...]:
+    for req in requirements:
+        m = re.fullmatch(rf"{re.escape(package)}>=([\d.]+)(,.*)?", req.strip())
+        if m:
+            return tuple(int(v) for v in m.group(1).split("."))
+    raise AssertionError(f"no minimum version of {package} declared")
+
+
+def test_declared_runtimes_are_new_enough_for_the_stubs() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for reqs in (project["dependencies"], project["optional-dependencies"]["driver"]):
+        grpc_min, proto_min = _minimum(reqs, "grpcio"), _minimum(reqs, "protobuf")
+        for path in GENERATED.glob("*_pb2_grpc.py"):
+            m = re.search(r"GRPC_GENERATED_VERSION = '([\d.]+)'", path.read_text())
+            assert m, path.name
+            assert grpc_min >= tuple(int(v) for v in m.group(1).split(".")), path.name
+        for path in GENERATED.glob("*_pb2.py"):
+            m = re.search(
+                r"ValidateProtobufRuntimeVersion\(\s*\S+,\s*(\d+),\s*(\d+),\s*(\d+),",
+                path.read_text(),
+            )
+            assert m, path.name
+            assert proto_min >= tuple(int(v) for v in m.groups()), path.name
