@@ -119,5 +119,9 @@ def test_every_carrier_end_to_end_on_an_easy_wide_bundle(
         assert set(plate) == set(true_plate)
         assert plate["wells"] == true_plate["wells"]
         assert [s["label"] for s in result["samples"]] == [s["label"] for s in truth["samples"]]
+        # which wells hold samples: every well judged, nearly all of them right
+        assert score.occupancy_judged == len(truth["samples"])
+        assert score.occupancy_right >= 0.9 * score.occupancy_judged
+        assert {s["occupied"] >= 0.5 for s in result["samples"]} == {True, False}
     else:
         assert result["plate"] is None

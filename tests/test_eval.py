@@ -72,6 +72,24 @@ def test_one_extra_and_greedy_one_to_one_matching() -> None:
     assert row["carrier_correct"] == 0.0
 
 
+def test_occupancy_is_scored_on_matched_pairs_that_both_judge() -> None:
+    truth = _truth()
+    truth["samples"][0]["occupied"] = 1.0
+    truth["samples"][1]["occupied"] = 0.0
+    result = copy.deepcopy(truth)
+    result["samples"][0]["occupied"] = 0.7  # right
+    result["samples"][1]["occupied"] = 0.6  # wrong
+    result["samples"].append({**_sample((70.0, 5.0)), "occupied": 1.0})  # unmatched
+    score = evaluate.score_holder(result, truth)
+    assert (score.occupancy_right, score.occupancy_judged) == (1, 2)
+    row = evaluate.summarize([score, evaluate.score_holder(copy.deepcopy(_truth()), _truth())])
+    assert row["occupancy_judged"] == 2 and row["occupancy_accuracy"] == 0.5
+    assert (
+        evaluate.summarize([evaluate.score_holder(_truth(), _truth())])["occupancy_accuracy"]
+        is None
+    )
+
+
 def test_eval_command_on_precomputed_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

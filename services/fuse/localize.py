@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from samplescout.fuse.chambers import ChamberFit, fit_chambers
+from samplescout.fuse.occupancy import well_occupancy
 from samplescout.fuse.outline import (
     CoarseViews,
     OutlineConfig,
@@ -486,6 +487,12 @@ def _plate_part(ev: _Evidence) -> _Part:
         samples.append(
             {"element": "well", **shape, "confidence": float(conf), "label": well_name(row, col)}
         )
+    views = ev.coarse_views
+    if views:
+        for sample in samples:
+            occupied = well_occupancy(views, sample["center_mm"], fmt.well_size)
+            if occupied is not None:
+                sample["occupied"] = occupied
     plate = {
         "wells": fmt.wells,
         "rows": fmt.rows,

@@ -12,7 +12,10 @@ used once). Per carrier, per carrier and camera profile, and overall:
 - ``median_center_error_mm``: median centre distance of the matched pairs;
 - ``all_found``: share of holders whose every true sample was matched;
 - ``carrier_correct``: share of holders whose carrier came out right;
-- ``seconds``: mean localization time per holder (0 for precomputed results).
+- ``seconds``: mean localization time per holder (0 for precomputed results);
+- ``occupancy_accuracy``: of the matched pairs where both the result and the truth give
+  ``occupied``, the share that agree at 0.5 (``None`` where none do), and how many
+  that is (``occupancy_judged``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ class HolderScore:
     #: (:func:`brief` of each), so a miss can be looked up without rerunning.
     missed: list[dict[str, Any]] = field(default_factory=list)
     false: list[dict[str, Any]] = field(default_factory=list)
+    #: Matched pairs where both say ``occupied``, and those that agree (>= 0.5 either way).
+    occupancy_judged: int = 0
+    occupancy_right: int = 0
 
     @property
     def all_found(self) -> bool:
@@ -129,6 +135,11 @@ def score_holder(
     matches = match_samples(found, true, iou_threshold)
     matched_found, matched_true = {m[0] for m in matches}, {m[1] for m in matches}
     sim = (truth.get("provenance") or {}).get("simulator") or {}
+    judged = [
+        (float(found[i]["occupied"]) >= 0.5) == (float(true[j]["occupied"]) >= 0.5)
+        for i, j, _ in matches
+        if found[i].get("occupied") is not None and true[j].get("occupied") is not None
+    ]
     return HolderScore(
         name=name,
         carrier=str(truth.get("carrier") or "unknown"),
@@ -143,6 +154,8 @@ def score_holder(
         seconds=seconds,
         missed=[brief(t) for j, t in enumerate(true) if j not in matched_true],
         false=[brief(f) for i, f in enumerate(found) if i not in matched_found],
+        occupancy_judged=len(judged),
+        occupancy_right=sum(judged),
     )
 
 
@@ -154,6 +167,7 @@ def summarize(scores: Iterable[HolderScore]) -> dict[str, float | int | None]:
     ious = [v for s in items for v in s.ious]
     errs = [v for s in items for v in s.center_errors_mm]
     n = max(len(items), 1)
+    judged = sum(s.occupancy_judged for s in items)
     return {
         "holders": len(items),
         "samples": n_truth,
@@ -164,6 +178,8 @@ def summarize(scores: Iterable[HolderScore]) -> dict[str, float | int | None]:
         "all_found": sum(s.all_found for s in items) / n,
         "carrier_correct": sum(s.carrier_correct for s in items) / n,
         "seconds": sum(s.seconds for s in items) / n,
+        "occupancy_judged": judged,
+        "occupancy_accuracy": (sum(s.occupancy_right for s in items) / judged if judged else None),
     }
 
 
@@ -190,6 +206,7 @@ def table(scores: Sequence[HolderScore]) -> dict[str, Any]:
                 "seconds": round(s.seconds, 3),
                 "missed": s.missed,
                 "false": s.false,
+                "occupancy": [s.occupancy_right, s.occupancy_judged],
             }
             for s in scores
         ],
@@ -218,16 +235,20 @@ def format_table(doc: Mapping[str, Any]) -> str:
     """A plain-text table of :func:`table`'s rows."""
     head = (
         f"{'group':<26} {'holders':>7} {'samples':>7} {'recall':>7} {'precis':>7} "
-        f"{'meanIoU':>7} {'ctr_mm':>7} {'allfnd':>7} {'carrier':>7} {'s/hold':>7}"
+        f"{'meanIoU':>7} {'ctr_mm':>7} {'allfnd':>7} {'carrier':>7} {'s/hold':>7} "
+        f"{'occupd':>7}"
     )
     lines = [head, "-" * len(head)]
     for name, r in doc["rows"].items():
         err = r["median_center_error_mm"]
         err_text = f"{err:>7.3f}" if err is not None else f"{'-':>7}"
+        occ = r.get("occupancy_accuracy")
+        occ_text = f"{occ:>7.3f}" if occ is not None else f"{'-':>7}"
         lines.append(
             f"{name:<26} {r['holders']:>7d} {r['samples']:>7d} {r['recall']:>7.3f} "
             f"{r['precision']:>7.3f} {r['mean_iou']:>7.3f} {err_text} "
-            f"{r['all_found']:>7.2f} {r['carrier_correct']:>7.2f} {r['seconds']:>7.2f}"
+            f"{r['all_found']:>7.2f} {r['carrier_correct']:>7.2f} {r['seconds']:>7.2f} "
+            f"{occ_text}"
         )
     return "\n".join(lines)
 
