@@ -535,17 +535,21 @@ def test_train_command_passes_width_and_refuses_balanced_selection(
     assert main(["train", "identify", "--input-channels", "3", "--steps", "2"]) == 2
 
 
+def _train_select_cli(monkeypatch, tmp_path: Path, data) -> tuple[list[dict], Path, list[str]]:
+    """``train select`` on ``data`` (what build_data was asked for is recorded)."""
+    asked: list[dict] = []
+    monkeypatch.setattr(select_train, "build_data", lambda *a, **k: asked.append(k) or data)
+    reg = tmp_path / "reg"
+    args = ["train", "select", "--registry", str(reg), "--steps", "2", "--device", "cpu"]
+    return asked, reg, args
+
+
 def test_train_command_with_the_edge_channel_registers_a_three_channel_selector(
     monkeypatch, tmp_path: Path, tiny_select_data3
 ) -> None:
     from samplescout.cli import main
 
-    asked: list[dict] = []
-    monkeypatch.setattr(
-        select_train, "build_data", lambda *a, **k: asked.append(k) or tiny_select_data3
-    )
-    reg = tmp_path / "reg"
-    args = ["train", "select", "--registry", str(reg), "--steps", "2", "--device", "cpu"]
+    asked, reg, args = _train_select_cli(monkeypatch, tmp_path, tiny_select_data3)
     assert main([*args, "--input-channels", "3"]) == 0
     assert asked[0]["channels"] == 3
     rec = Registry(reg).resolve("select")
@@ -561,12 +565,7 @@ def test_train_command_registers_a_prior_unet_with_its_target_options(
 ) -> None:
     from samplescout.cli import main
 
-    asked: list[dict] = []
-    monkeypatch.setattr(
-        select_train, "build_data", lambda *a, **k: asked.append(k) or tiny_select_data3
-    )
-    reg = tmp_path / "reg"
-    args = ["train", "select", "--registry", str(reg), "--steps", "2", "--device", "cpu"]
+    asked, reg, args = _train_select_cli(monkeypatch, tmp_path, tiny_select_data3)
     assert main([*args, "--architecture", "prior-unet", "--input-channels", "2"]) == 2
     assert main(["train", "identify", "--ignore-markers", "--steps", "2"]) == 2
     assert main([*args, "--ignore-band", "-1"]) == 2
