@@ -42,3 +42,39 @@ def test_frames_that_disagree_give_their_median() -> None:
     assert one is not None
     three = ring_contrast([filled, filled, empty], (20.0, 10.0), 6.4, OccupancyConfig())
     assert three == one
+
+
+def _plate_frame(wells: int, a1_shift: tuple[float, float] = (0.0, 0.0)):
+    """A 0.2 mm/px coarse frame of a plate of ``wells`` (dark plate, grey well floors),
+    its body centred at (64, 43) mm, turned 0.5 degrees."""
+    from samplescout.geometry import rotation_matrix
+    from samplescout.standards import PLATE_FORMAT_BY_WELLS, SBS_SIZE_MM
+
+    fmt = PLATE_FORMAT_BY_WELLS[wells]
+    geometry = FrameGeometry(Pose((64.0, 43.0), 0.2, 0.0), 700, 500)
+    rot = rotation_matrix(0.5)
+    a1 = np.array([64.0, 43.0]) + rot @ (np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2)
+    a1 = a1 + np.asarray(a1_shift)
+    yy, xx = np.mgrid[0:500, 0:700].astype(np.float64)
+    xy = geometry.pixel_to_holder(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(500, 700, 2)
+    img = np.full((500, 700), 0.05, np.float32)
+    for r in range(fmt.rows):
+        for c in range(fmt.cols):
+            center = a1 + rot @ np.array([c * fmt.pitch, r * fmt.pitch])
+            inside = np.hypot(*(xy - center).transpose(2, 0, 1)) < fmt.well_size / 2
+            img[inside] = 0.15
+    rng = np.random.default_rng(1)
+    return img + rng.normal(0.0, 0.01, img.shape).astype(np.float32), geometry, a1
+
+
+def test_the_grid_is_placed_from_the_plate_body_when_no_well_was_identified() -> None:
+    from samplescout.fuse.plate import PlateBody, grid_from_body
+
+    img, geometry, a1 = _plate_frame(96, a1_shift=(0.6, -0.4))  # body seen 0.7 mm off
+    fit = grid_from_body(PlateBody((64.0, 43.0), 0.5, 0.9), [(img, geometry)])
+    assert fit is not None and fit.fmt.wells == 96
+    assert np.hypot(*(np.asarray(fit.a1_center) - a1)) < 0.15
+    assert fit.score < 0.5  # placed by the body and the rims only: low confidence
+    flat = np.full_like(img, 0.05) + np.random.default_rng(2).normal(0, 0.01, img.shape)
+    flat = flat.astype(np.float32)
+    assert grid_from_body(PlateBody((64.0, 43.0), 0.5, 0.9), [(flat, geometry)]) is None

@@ -28,7 +28,7 @@ from samplescout.fuse.outline import (
     circle_outlines,
     rectangle_outlines,
 )
-from samplescout.fuse.plate import PlateBody, PlateFit, arcs_of, fit_plate
+from samplescout.fuse.plate import PlateBody, PlateFit, arcs_of, fit_plate, grid_from_body
 from samplescout.fuse.state import (
     CircleSource,
     FuseState,
@@ -454,6 +454,12 @@ def recognise_carrier(ev: _Evidence) -> str:
 def _plate_part(ev: _Evidence) -> _Part:
     fit = ev.plate
     roles = {i: "plate_edge" for i in ev.plate_body.lines} if ev.plate_body else {}
+    body = ev.plate_body
+    if fit is None and body is not None and body.score >= ev.cfg.min_body_score:
+        # no well identified, but the plate's footprint fixes where a standard grid is
+        views = ev.coarse_views
+        if views:
+            fit = grid_from_body(PlateBody(body.center, body.angle_deg, body.score), views)
     if fit is None:
         return _Part([], None, roles, [])
     fmt = fit.fmt

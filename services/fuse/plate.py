@@ -561,3 +561,89 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     order = np.argsort(values, kind="stable")
     cum = np.cumsum(weights[order])
     return float(values[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
+
+
+def rim_step(
+    views: Sequence[tuple[np.ndarray, Any]],
+    centers: np.ndarray,
+    diameter: float,
+    delta_mm: float | None = None,
+    samples: int = 24,
+) -> float:
+    """Median over the wells at ``centers`` of the radial step across their rim on the
+    coarse data (outside minus inside, ``delta_mm`` either side of the rim, default half
+    a coarse pixel; bilinear; in noise levels of the frame), as an absolute value; 0
+    when no frame holds a well. A wide ``delta_mm`` still sees rims a grid misses by
+    less than that; the narrow default peaks where the grid sits on them."""
+    import cv2
+
+    t = np.linspace(0.0, 2.0 * math.pi, samples, endpoint=False)
+    ring = np.stack([np.cos(t), np.sin(t)], axis=1)
+    centers = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
+    steps: list[np.ndarray] = []
+    for coarse, geometry in views:
+        img = np.ascontiguousarray(coarse, dtype=np.float32)
+        # white noise from neighbour differences (robust: edges are few)
+        diff = (img[:, 1:] - img[:, :-1])[::2, ::2]
+        noise = 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / math.sqrt(2.0)
+        delta = delta_mm if delta_mm is not None else max(0.5 * geometry.pose.pixel_size_mm, 0.1)
+        values = []
+        for rad in (diameter / 2.0 - delta, diameter / 2.0 + delta):
+            pts = centers[:, None, :] + rad * ring[None]
+            uv = geometry.holder_to_pixel(pts.reshape(-1, 2)).astype(np.float32)
+            uv = uv.reshape(len(centers), samples, 2)
+            values.append(
+                cv2.remap(img, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderValue=np.nan)
+            )
+        inside = np.isfinite(values[0]).all(axis=1) & np.isfinite(values[1]).all(axis=1)
+        if inside.any():
+            step = (values[1][inside] - values[0][inside]).mean(axis=1)
+            steps.append(step / max(noise, 1e-9))
+    if not steps:
+        return 0.0
+    return abs(float(np.median(np.concatenate(steps))))
+
+
+def grid_from_body(
+    body: PlateBody,
+    views: Sequence[tuple[np.ndarray, Any]],
+    min_step: float = 3.0,
+    margin: float = 1.5,
+    search_mm: float = 1.5,
+) -> PlateFit | None:
+    """The SBS grid a plate's footprint implies, when no well was identified.
+
+    A standard plate's wells sit at fixed offsets from its corner, so the footprint
+    fixes every format's grid; the format is the one whose wells show a rim on the
+    coarse data (:func:`rim_step`, 1 mm either side of the rims, at least ``min_step``
+    noise levels and ``margin`` times the next format's), and its grid is then moved by
+    up to ``search_mm`` to where the rims are strongest. Its score is low (0.3): nothing
+    but the body and the rims placed it.
+    """
+    scored = []
+    for fmt in PLATE_FORMATS:
+        off = np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2
+        rot = rotation_matrix(body.angle_deg)
+        a1 = np.asarray(body.center) + rot @ off
+        fit = PlateFit(fmt, (float(a1[0]), float(a1[1])), body.angle_deg, 0.3, (0,) * fmt.wells)
+        wide = min(1.0, 0.25 * fmt.well_size)
+        scored.append((rim_step(views, fit.centers(), fmt.well_size, wide), fmt.wells, fit))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    best, runner_up = scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
+    if best < min_step or best < margin * runner_up:
+        return None
+    # The footprint's edges place it to a few tenths of a millimetre (more where a side
+    # is seen only in part); the rims themselves say where the grid is.
+    fit = scored[0][2]
+    a1 = np.asarray(fit.a1_center)
+    for span, step in ((search_mm, 0.25), (0.25, 0.05)):
+        offsets = np.arange(-span, span + 1e-9, step)
+        candidates = [a1 + np.array((dx, dy)) for dx in offsets for dy in offsets]
+        a1 = max(
+            candidates,
+            key=lambda c: (
+                rim_step(views, fit.centers() - np.asarray(fit.a1_center) + c, fit.fmt.well_size),
+                -float(np.hypot(*(c - a1))),
+            ),
+        )
+    return PlateFit(fit.fmt, (float(a1[0]), float(a1[1])), fit.angle_deg, fit.score, fit.support)
