@@ -57,7 +57,7 @@ def ring_contrast(
     found = []
     for coarse, geometry in views:
         u, v = geometry.holder_to_pixel(np.asarray([center], dtype=np.float64))[0]
-        rp = diameter / 2.0 / geometry.pose.pixel_size_mm
+        rp = r / geometry.pose.pixel_size_mm
         h, w = coarse.shape
         x0, x1 = math.floor(u - rp), math.ceil(u + rp) + 1
         y0, y1 = math.floor(v - rp), math.ceil(v + rp) + 1

@@ -212,6 +212,12 @@ def fit_plate(
     return best
 
 
+def _body_a1(fmt: PlateFormat, body: PlateBody) -> np.ndarray:
+    """Where a standard plate of ``fmt`` on this footprint has its A1 centre."""
+    off = np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2
+    return np.asarray(body.center) + rotation_matrix(body.angle_deg) @ off
+
+
 def _place_grid(
     fmt: PlateFormat,
     arcs: Sequence[Arc],
@@ -223,9 +229,8 @@ def _place_grid(
     half = fmt.well_size / 2
     good = [a for a in arcs if abs(a.radius - half) <= cfg.radius_tol * half + 0.2]
     if body is not None:
-        off = np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2
+        a1 = _body_a1(fmt, body)
         rot = rotation_matrix(body.angle_deg)
-        a1 = np.asarray(body.center) + rot @ off
         return a1 + rot @ _well_phase(fmt, good, a1, body.angle_deg, cfg), body.angle_deg
     if len(good) < 2:
         return None
@@ -563,29 +568,36 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
 
 
+def _diff_noise(coarse: np.ndarray) -> float:
+    """White-noise sigma of an image from neighbour differences (robust: edges are few)."""
+    img = np.asarray(coarse, dtype=np.float32)
+    diff = (img[:, 1:] - img[:, :-1])[::2, ::2]
+    return 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / math.sqrt(2.0)
+
+
 def rim_step(
     views: Sequence[tuple[np.ndarray, Any]],
     centers: np.ndarray,
     diameter: float,
     delta_mm: float | None = None,
     samples: int = 24,
+    noises: Sequence[float] | None = None,
 ) -> float:
     """Median over the wells at ``centers`` of the radial step across their rim on the
     coarse data (outside minus inside, ``delta_mm`` either side of the rim, default half
     a coarse pixel; bilinear; in noise levels of the frame), as an absolute value; 0
     when no frame holds a well. A wide ``delta_mm`` still sees rims a grid misses by
-    less than that; the narrow default peaks where the grid sits on them."""
+    less than that; the narrow default peaks where the grid sits on them. ``noises``:
+    the views' noise levels when the caller has them already."""
     import cv2
 
     t = np.linspace(0.0, 2.0 * math.pi, samples, endpoint=False)
     ring = np.stack([np.cos(t), np.sin(t)], axis=1)
     centers = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
     steps: list[np.ndarray] = []
-    for coarse, geometry in views:
+    for k, (coarse, geometry) in enumerate(views):
         img = np.ascontiguousarray(coarse, dtype=np.float32)
-        # white noise from neighbour differences (robust: edges are few)
-        diff = (img[:, 1:] - img[:, :-1])[::2, ::2]
-        noise = 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / math.sqrt(2.0)
+        noise = noises[k] if noises is not None else _diff_noise(img)
         delta = delta_mm if delta_mm is not None else max(0.5 * geometry.pose.pixel_size_mm, 0.1)
         values = []
         for rad in (diameter / 2.0 - delta, diameter / 2.0 + delta):
@@ -620,14 +632,14 @@ def grid_from_body(
     up to ``search_mm`` to where the rims are strongest. Its score is low (0.3): nothing
     but the body and the rims placed it.
     """
+    noises = [_diff_noise(coarse) for coarse, _ in views]
     scored = []
     for fmt in PLATE_FORMATS:
-        off = np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2
-        rot = rotation_matrix(body.angle_deg)
-        a1 = np.asarray(body.center) + rot @ off
+        a1 = _body_a1(fmt, body)
         fit = PlateFit(fmt, (float(a1[0]), float(a1[1])), body.angle_deg, 0.3, (0,) * fmt.wells)
         wide = min(1.0, 0.25 * fmt.well_size)
-        scored.append((rim_step(views, fit.centers(), fmt.well_size, wide), fmt.wells, fit))
+        step = rim_step(views, fit.centers(), fmt.well_size, wide, noises=noises)
+        scored.append((step, fmt.wells, fit))
     scored.sort(key=lambda s: (-s[0], s[1]))
     best, runner_up = scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
     if best < min_step or best < margin * runner_up:
@@ -636,13 +648,14 @@ def grid_from_body(
     # is seen only in part); the rims themselves say where the grid is.
     fit = scored[0][2]
     a1 = np.asarray(fit.a1_center)
-    for span, step in ((search_mm, 0.25), (0.25, 0.05)):
-        offsets = np.arange(-span, span + 1e-9, step)
+    grid = fit.centers() - a1  # well centres relative to A1
+    for span, pitch in ((search_mm, 0.25), (0.25, 0.05)):
+        offsets = np.arange(-span, span + 1e-9, pitch)
         candidates = [a1 + np.array((dx, dy)) for dx in offsets for dy in offsets]
         a1 = max(
             candidates,
             key=lambda c: (
-                rim_step(views, fit.centers() - np.asarray(fit.a1_center) + c, fit.fmt.well_size),
+                rim_step(views, grid + c, fit.fmt.well_size, noises=noises),
                 -float(np.hypot(*(c - a1))),
             ),
         )

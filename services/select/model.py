@@ -20,6 +20,8 @@ ALIGN = 16
 BASE_CHANNELS = ("robust_intensity", "noise_highpass")
 #: With the classical selector's coherent-edge evidence as a third channel.
 EDGE_CHANNELS = (*BASE_CHANNELS, "coherent_edge_z")
+#: The edge channel is the z-score divided by this (the classical selector's midpoint).
+EDGE_Z_SCALE = 6.0
 
 
 def input_channels(model: nn.Module) -> int:
@@ -39,7 +41,7 @@ def edge_evidence(coarse: np.ndarray) -> np.ndarray:
     from samplescout.select.classical import ClassicalSelector
 
     _, z, _ = ClassicalSelector().probability_map(coarse)
-    return np.clip(z, -3.0, 24.0) / 6.0
+    return np.clip(z, -3.0, 24.0) / EDGE_Z_SCALE
 
 
 def prepare_input(
@@ -234,7 +236,7 @@ class SelectPriorUNet(SelectUNet):
 
     def prior_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The classical structure logit as a class map ``(n, classes, h, w)``."""
-        z = x[:, 2:3] * 6.0
+        z = x[:, 2:3] * EDGE_Z_SCALE
         prior = torch.zeros(
             (x.shape[0], int(self.hparams["classes"]), *x.shape[-2:]),
             dtype=x.dtype,
