@@ -12,7 +12,13 @@ from samplescout.contracts import Region, Structure
 from samplescout.fuse import FuseState, localize
 from samplescout.fuse.localize import LocalizeConfig, Rect, _Lines, _score
 from samplescout.fuse.state import LineSource, fuse_lines
-from samplescout.geometry import FrameGeometry, Pose, polygon_iou, rectangle_polygon
+from samplescout.geometry import (
+    FrameGeometry,
+    Pose,
+    polygon_iou,
+    rectangle_polygon,
+    rotation_matrix,
+)
 
 _COUNTER = iter(range(10**6))
 
@@ -881,3 +887,81 @@ def test_dish_sized_rings_side_by_side_are_a_plate_not_a_dish() -> None:
     one = FuseState()
     one.add([_arc(40.0, 40.0, 17.5, float(a0), float(a0 + 40)) for a0 in range(0, 360, 45)])
     assert localize(one, None)["carrier"] == "petri_dish"
+
+
+def _chamber_frame(
+    cells_x: tuple[float, float], cells_y: tuple[float, float], wall: float, angle: float
+) -> tuple[np.ndarray, FrameGeometry]:
+    """A 0.3 mm/px coarse frame of a 75 x 25 slide at (40, 15) mm turned by ``angle``,
+    dark, with one chamber (slide-local cell ``cells_x`` x ``cells_y``) in a brighter
+    wall ``wall`` thick, and a bright label at its right end; shot-like noise."""
+    geometry = FrameGeometry(Pose((40.0, 15.0), 0.3, 0.0), 300, 120)
+    jj, ii = np.meshgrid(np.arange(300), np.arange(120))
+    xy = geometry.pixel_to_holder(np.stack([jj, ii], axis=-1).reshape(-1, 2).astype(float))
+    t = math.radians(angle)
+    d = xy - np.array([40.0, 15.0])
+    u = (d[:, 0] * math.cos(t) + d[:, 1] * math.sin(t)).reshape(120, 300)
+    v = (-d[:, 0] * math.sin(t) + d[:, 1] * math.cos(t)).reshape(120, 300)
+    img = np.full((120, 300), 0.05, np.float32)  # holder
+    on = (np.abs(u) < 37.5) & (np.abs(v) < 12.5)
+    img[on] = 0.01
+    (x0, x1), (y0, y1) = cells_x, cells_y
+    block = (u > x0 - wall) & (u < x1 + wall) & (v > y0 - wall) & (v < y1 + wall)
+    cell = (u > x0) & (u < x1) & (v > y0) & (v < y1)
+    img[block & ~cell] = 0.018
+    img[on & (u > 22.0)] = 0.06  # the label
+    rng = np.random.default_rng(5)
+    img += rng.normal(0.0, 1.0, img.shape).astype(np.float32) * 0.0004
+    return img.astype(np.float32), geometry
+
+
+@pytest.mark.parametrize("angle", [0.0, 1.2])
+def test_chamber_walls_are_read_from_the_coarse_data(angle: float) -> None:
+    """With no identified wall, the walls' steps on the coarse frames give the grid."""
+    from samplescout.fuse.chambers import ChamberConfig, fit_chambers, wall_lines
+
+    cfg = ChamberConfig(min_cell_edges_seen=0.5)
+    img, geometry = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 1.5, angle)
+    walls = wall_lines([(img, geometry)], (40.0, 15.0), (75.0, 25.0), angle)
+    fit = fit_chambers(walls, (40.0, 15.0), (75.0, 25.0), angle, cfg)
+    assert fit is not None and (len(fit.ys), len(fit.xs)) == (1, 1)
+    assert np.allclose(fit.xs[0], (-34.0, 16.0), atol=0.4)
+    assert np.allclose(fit.ys[0], (-10.0, 10.5), atol=0.4)
+    # a slide with no chamber block has no walls to read
+    bare, _ = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 0.0, angle)
+    assert (
+        fit_chambers(
+            wall_lines([(bare, geometry)], (40.0, 15.0), (75.0, 25.0), angle),
+            (40.0, 15.0),
+            (75.0, 25.0),
+            angle,
+            cfg,
+        )
+        is None
+    )
+
+
+class _Views:
+    def __init__(self, views: list[tuple[np.ndarray, FrameGeometry]]) -> None:
+        self._views = views
+
+    def views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
+        return self._views
+
+
+@pytest.mark.parametrize("carrier", [None, "chamber_slide"])
+def test_a_chamber_block_no_wall_of_which_was_identified(carrier: str | None) -> None:
+    """Only the slide's outline was identified; the block's walls show on the coarse
+    data alone. Recognised (or declared), the slide gets its chamber from them; a bare
+    slide stays a slide."""
+    state = FuseState()
+    state.add(_slide_edges())
+    img, geometry = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 1.5, 0.3)
+    result = localize(state, carrier, views=_Views([(img, geometry)]))
+    assert result["carrier"] == "chamber_slide"
+    center = np.array([40.0, 15.0]) + rotation_matrix(0.3) @ np.array([-9.0, 0.25])
+    truth = rectangle_polygon(tuple(center), (50.0, 20.5), 0.3)
+    assert [round(polygon_iou(s["polygon_mm"], truth), 1) for s in result["samples"]] == [1.0]
+    if carrier is None:
+        bare, _ = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 0.0, 0.3)
+        assert localize(state, None, views=_Views([(bare, geometry)]))["carrier"] == "slide"

@@ -17,9 +17,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from samplescout.geometry import rotation_matrix
+from samplescout.fuse.outline import step_canvas
+from samplescout.geometry import FrameGeometry, rotation_matrix
 
 #: (rows, cols) of the usual chamber slides.
 CHAMBER_LAYOUTS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (1, 4), (2, 2), (2, 4))
@@ -66,6 +68,14 @@ class ChamberConfig:
     inner_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(0.7, 1.61, 0.1))
     outer_walls_mm: tuple[float, ...] = tuple(float(v) for v in np.arange(1.2, 2.11, 0.15))
     min_cell_mm: float = 5.0
+    #: Least share of the cells' own edges (not the outer wall's outsides) that a fit
+    #: must see, on each axis; above 0 the one-row guess from outer walls alone is off.
+    #: Edges read off the coarse data (:func:`wall_lines`) include the slide's own
+    #: outline, which alone looks like the outsides of a one-chamber block.
+    min_cell_edges_seen: float = 0.0
+    #: Hypotheses are anchored on pairs of the heaviest this many edge positions per
+    #: axis (all of them still count as evidence); None: every position.
+    max_anchor_edges: int | None = None
 
 
 def fit_chambers(
@@ -142,7 +152,7 @@ def fit_chambers(
         cfg.max_block_share[1] * slide_size[1],
     )
     fit_y = _fit_axis(ys_in[:, :2], *y_args)
-    if not fit_y and best_x is not None:
+    if not fit_y and best_x is not None and cfg.min_cell_edges_seen <= 0.0:
         # No cell edge seen across the slide: one row, the block centred on the slide's
         # width (as chamber blocks are made), its outer walls where seen.
         fit_y = _centred_row(ys_in[:, :2], float(slide_size[1]), best_x[2], cfg)
@@ -169,6 +179,104 @@ def fit_chambers(
                         score=score,
                     )
     return best
+
+
+@dataclass(frozen=True)
+class WallConfig:
+    """Straight edges read from the coarse data on a slide (see :func:`wall_lines`).
+
+    ``resolution_mm`` is the canvas pixel; a run is a stretch of at least
+    ``min_run_mm`` along which the step across it keeps one sign and at least
+    ``min_step`` noise levels (gaps of ``max_gap_px`` bridged).
+    """
+
+    resolution_mm: float = 0.25
+    min_step: float = 2.0
+    min_run_mm: float = 3.0
+    max_gap_px: int = 1
+    #: High: the non-maximum suppression needs the steps' peaks, not a clipped plateau.
+    clip: float = 1000.0
+
+
+def wall_lines(
+    views: Sequence[tuple[np.ndarray, FrameGeometry]],
+    slide_center: tuple[float, float],
+    slide_size: tuple[float, float],
+    slide_angle_deg: float,
+    config: WallConfig | None = None,
+) -> list[tuple[np.ndarray, float]]:
+    """Edges along and across a slide from its coarse data: ``(endpoints (2, 2) holder
+    mm, weight)`` in :func:`fit_chambers`'s form, the weight their length.
+
+    A chamber block's walls are plain steps in brightness all along the block, but
+    identification sometimes classes them as carrier edges or misses them where the
+    selector's background level (raised by the walls' own energy) hides them. The
+    canvas along the slide sees every step: a run is kept where the step is the largest
+    across it (non-maximum suppression) and stays above ``min_step`` noise levels.
+    """
+    cfg = config or WallConfig()
+    res = cfg.resolution_mm
+    gx, gy = step_canvas(views, slide_center, slide_angle_deg, res, slide_size, cfg.clip)
+    h, w = gx.shape
+    rot = rotation_matrix(slide_angle_deg)
+    out: list[tuple[np.ndarray, float]] = []
+    # gy's steps run along x: transposed, both become runs down the columns
+    for g, along_x in ((gx, False), (gy.T, True)):
+        a = np.abs(g)
+        peak = np.zeros(g.shape, bool)
+        peak[:, 1:-1] = (a[:, 1:-1] >= a[:, :-2]) & (a[:, 1:-1] >= a[:, 2:])
+        for sign in (1.0, -1.0):
+            on = peak & (sign * g >= cfg.min_step)
+            # a wall a little off the canvas axis steps between neighbouring columns
+            on = cv2.dilate(on.astype(np.uint8), np.ones((1, 3), np.uint8)) > 0
+            if cfg.max_gap_px:
+                k = np.ones((2 * cfg.max_gap_px + 1, 1), np.uint8)
+                on = cv2.morphologyEx(on.astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
+            out.extend(_column_runs(on, cfg, along_x, res, rot, slide_center, (w, h)))
+    return out
+
+
+def _column_runs(
+    on: np.ndarray,
+    cfg: WallConfig,
+    along_x: bool,
+    res: float,
+    rot: np.ndarray,
+    center: tuple[float, float],
+    canvas_wh: tuple[int, int],
+) -> list[tuple[np.ndarray, float]]:
+    """The runs of ``on`` down its columns of at least ``min_run_mm``, the longest of
+    neighbouring columns only, as holder-mm segments."""
+    n_min = max(2, math.ceil(cfg.min_run_mm / res))
+    pad = np.zeros((on.shape[0] + 2, on.shape[1]), np.int8)
+    pad[1:-1] = on
+    d = np.diff(pad, axis=0)
+    runs: list[tuple[int, int, int]] = []  # (length, column, start)
+    for col in range(on.shape[1]):
+        starts = np.flatnonzero(d[:, col] == 1)
+        ends = np.flatnonzero(d[:, col] == -1)
+        runs += [
+            (int(e - s), col, int(s)) for s, e in zip(starts, ends, strict=True) if e - s >= n_min
+        ]
+    runs.sort(key=lambda r: (-r[0], r[1], r[2]))
+    kept: list[tuple[int, int, int]] = []
+    for n, col, start in runs:
+        if any(
+            abs(col - c) <= 1 and min(start + n, s + m) - max(start, s) >= 0.5 * n
+            for m, c, s in kept
+        ):
+            continue
+        kept.append((n, col, start))
+    w, h = canvas_wh
+    out = []
+    for n, col, start in kept:
+        if along_x:  # a transposed column: the edge runs along x at canvas row ``col``
+            ends = np.array([[start, col], [start + n - 1, col]], np.float64)
+        else:
+            ends = np.array([[col, start], [col, start + n - 1]], np.float64)
+        local = (ends - np.array([(w - 1) / 2.0, (h - 1) / 2.0])) * res
+        out.append((local @ rot.T + np.asarray(center, np.float64), n * res))
+    return out
 
 
 def _fit_axis(
@@ -215,8 +323,12 @@ def _fit_axis(
         return np.where(inside, profile[k], 0.0)
 
     total = max(float(w.sum()), 1e-9)
-    ii, jj = np.triu_indices(len(clusters), 1)
-    xa, xb = clusters[ii, 0], clusters[jj, 0]
+    anchors = clusters
+    if cfg.max_anchor_edges is not None and len(clusters) > cfg.max_anchor_edges:
+        heaviest = np.argsort(-clusters[:, 1], kind="stable")[: cfg.max_anchor_edges]
+        anchors = clusters[np.sort(heaviest)]
+    ii, jj = np.triu_indices(len(anchors), 1)
+    xa, xb = anchors[ii, 0], anchors[jj, 0]
     out: dict[int, dict[tuple[float, float], tuple[float, tuple[tuple[float, float], ...]]]] = {}
     for n in (1, 2, 4):
         coef = _edge_coefficients(n)
@@ -252,7 +364,8 @@ def _fit_axis(
             explained = np.minimum(1.0, sup.sum(axis=-1) / total)
             extent = edges[..., -1] - edges[..., 0]
             fits = (
-                (np.abs(edges).max(axis=-1) <= limit)
+                (frac[..., 1:-1].mean(axis=-1) >= cfg.min_cell_edges_seen)
+                & (np.abs(edges).max(axis=-1) <= limit)
                 & (extent >= min_extent)
                 & (extent <= max_extent + 1e-9)
             )

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from samplescout.fuse.chambers import ChamberFit, fit_chambers
+from samplescout.fuse.chambers import ChamberConfig, ChamberFit, fit_chambers, wall_lines
 from samplescout.fuse.occupancy import well_occupancy
 from samplescout.fuse.outline import (
     CoarseViews,
@@ -58,6 +58,10 @@ SLIDE_SIZES: tuple[tuple[float, float], ...] = ((25.0, 75.0), (26.0, 76.0))
 DISH_RING_DIAMETERS: tuple[float, float] = (31.0, 40.0)
 DISH_GLASS_DIAMETERS: tuple[float, float] = (9.5, 28.0)
 DISH_GLASS_STANDARD_MM: tuple[float, ...] = (10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 25.0)
+
+#: The chamber fit on edges read off the coarse data: the cells' own edges must show,
+#: and the many short steps of print, pen and tissue anchor no hypothesis.
+WALLS_CHAMBER_CONFIG = ChamberConfig(min_cell_edges_seen=0.5, max_anchor_edges=16)
 
 COVER_GLASS_EDGE_CLASSES = (
     "straight_cover_glass_edge",
@@ -154,6 +158,9 @@ class LocalizeConfig:
     min_chamber_line_p: float = 0.3
     min_chamber_score: float = 0.35
     min_faint_chamber_score: float = 0.3
+    #: Least score of a chamber grid from the coarse data's steps alone
+    #: (:func:`~samplescout.fuse.chambers.wall_lines`) that makes a slide a chamber slide.
+    min_wall_chamber_score: float = 0.1
     min_plate_score_alone: float = 0.3
     min_body_score: float = 0.55
     min_ring_score: float = 0.3
@@ -349,7 +356,8 @@ class _Evidence:
         the holder's edge can make a slide-sized pair that scores a little better than
         the real slide. When the best slide's grid scores below
         ``chamber_fit_trusted``, the other well-supported slide candidates are tried too,
-        and the best product of slide and grid scores wins.
+        and the best product of slide and grid scores wins. With no grid from the
+        identified edges on any of them, the best slide's :attr:`chamber_walls`.
         """
 
         def make() -> tuple[ChamberFit, Rect] | None:
@@ -360,6 +368,9 @@ class _Evidence:
                     best = (fit.score * s.score, fit, s)
                 if best is not None and best[1].score >= self.cfg.chamber_fit_trusted:
                     break
+            if best is None and self.chamber_walls is not None:
+                # no grid from the identified edges: the walls' steps on the coarse data
+                return self.chamber_walls, self.slides[0]
             return None if best is None else (best[1], best[2])
 
         return self._get("chambers-declared", make)
@@ -384,24 +395,35 @@ class _Evidence:
                 out.append(c)
         return out
 
+    @property
+    def chamber_walls(self) -> ChamberFit | None:
+        """The chamber grid on the best slide from the walls' steps on the coarse data
+        alone (None without a slide or coarse data)."""
+
+        def make() -> ChamberFit | None:
+            views = self.coarse_views
+            if not self.slides or not views:
+                return None
+            s = self.slides[0]
+            walls = wall_lines(views, s.center, s.size, s.angle_deg)
+            return fit_chambers(walls, s.center, s.size, s.angle_deg, WALLS_CHAMBER_CONFIG)
+
+        return self._get("chamber-walls", make)
+
     def _chamber_fit(self, faint: bool, slide: Rect | None) -> ChamberFit | None:
         if slide is None:
             return None
         s = slide
 
         def make() -> ChamberFit | None:
-            return fit_chambers(
-                [
-                    (ln.endpoints, ln.coverage_mm * ln.probability)
-                    for i, ln in enumerate(self.lines)
-                    if i not in s.lines
-                    and ln.probability >= self.cfg.min_chamber_line_p
-                    and (faint or ln.shape_class not in COVER_GLASS_EDGE_CLASSES)
-                ],
-                s.center,
-                s.size,
-                s.angle_deg,
-            )
+            lines = [
+                (ln.endpoints, ln.coverage_mm * ln.probability)
+                for i, ln in enumerate(self.lines)
+                if i not in s.lines
+                and ln.probability >= self.cfg.min_chamber_line_p
+                and (faint or ln.shape_class not in COVER_GLASS_EDGE_CLASSES)
+            ]
+            return fit_chambers(lines, s.center, s.size, s.angle_deg)
 
         key = f"chambers-{faint}-{s.center}-{s.size}-{s.angle_deg}"
         return self._get(key, make)
@@ -420,20 +442,32 @@ def recognise_carrier(ev: _Evidence) -> str:
     if ev.plate_body is not None and ev.plate_body.score >= cfg.min_body_score:
         return "multiwell"
     slide = ev.slides[0] if ev.slides else None
-    if slide is not None and slide.sides_seen >= 3 and slide.score >= cfg.min_body_score:
-        # Narrow frames often miss one end of a chamber slide (under the holder's clip).
-        chambers = ev.chambers
-        if chambers is not None and chambers.score >= cfg.min_chamber_score:
+    # Narrow frames often miss one end of a chamber slide (under the holder's clip).
+    if slide is not None and slide.sides_seen >= 3:
+        if slide.score >= cfg.min_body_score:
+            chambers = ev.chambers
+            if chambers is not None and chambers.score >= cfg.min_chamber_score:
+                return "chamber_slide"
+            # A hard chamber block's walls are faint (classed as cover-glass edges): a
+            # grid that explains them well still means chambers; cover glasses fit it
+            # poorly.
+            faint = ev.chambers_declared
+            if faint is not None and faint[0].score >= cfg.min_faint_chamber_score:
+                return "chamber_slide"
+        # Walls too faint or too little identified for either: their steps on the
+        # coarse data (a cover glass's outline has no wall's second edge beside it). A
+        # dish's holder and wall make such steps too, but a dish shows its ring.
+        walls = ev.chamber_walls
+        if (
+            walls is not None
+            and walls.score >= cfg.min_wall_chamber_score
+            and _seen_dish_ring(ev) is None
+        ):
             return "chamber_slide"
-        # A hard chamber block's walls are faint (classed as cover-glass edges): a grid
-        # that explains them well still means chambers; cover glasses fit it poorly.
-        faint = ev.chambers_declared
-        if faint is not None and faint[0].score >= cfg.min_faint_chamber_score:
-            return "chamber_slide"
-        if slide.sides_seen == 4:
+        if slide.sides_seen == 4 and slide.score >= cfg.min_body_score:
             return "slide"
-    ring = ev.dish_ring
-    if ring is not None and ring.span_deg * ring.probability / 360.0 >= cfg.min_ring_score:
+    ring = _seen_dish_ring(ev)
+    if ring is not None:
         # A dish has one wall: rings of its size side by side are the wells of a 6- or
         # 12-well plate whose body was not seen.
         apart = any(math.dist(c.center, ring.center) >= ring.radius for c in ev.dish_rings)
@@ -449,6 +483,14 @@ def recognise_carrier(ev: _Evidence) -> str:
     if round_glass and lo <= samples[0]["size_mm"][0] <= hi:
         return "petri_dish"  # no slide outline, one round glass: a dish, its wall unseen
     return "slide" if samples else "unknown"
+
+
+def _seen_dish_ring(ev: _Evidence) -> CircleSource | None:
+    """The dish's outer ring where enough of it was seen."""
+    ring = ev.dish_ring
+    if ring is None or ring.span_deg * ring.probability / 360.0 < ev.cfg.min_ring_score:
+        return None
+    return ring
 
 
 def _plate_part(ev: _Evidence) -> _Part:
