@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +118,13 @@ def assert_same_samples(a: dict, b: dict, tol: float = 1e-6) -> None:
         assert x["angle_deg"] == pytest.approx(y["angle_deg"], abs=tol)
         for p, q in zip(x["polygon_mm"], y["polygon_mm"], strict=True):
             assert p == pytest.approx(q, abs=tol)
+
+
+class StaticViews:
+    """Fixed coarse frames as fusion's ``CoarseViews``."""
+
+    def __init__(self, views: list[tuple[Any, Any]]) -> None:
+        self._views = views
+
+    def views(self) -> list[tuple[Any, Any]]:
+        return self._views

@@ -20,6 +20,8 @@ from samplescout.geometry import (
     rotation_matrix,
 )
 
+from conftest import StaticViews
+
 _COUNTER = iter(range(10**6))
 
 
@@ -941,14 +943,6 @@ def test_chamber_walls_are_read_from_the_coarse_data(angle: float) -> None:
     )
 
 
-class _Views:
-    def __init__(self, views: list[tuple[np.ndarray, FrameGeometry]]) -> None:
-        self._views = views
-
-    def views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
-        return self._views
-
-
 @pytest.mark.parametrize("carrier", [None, "chamber_slide"])
 def test_a_chamber_block_no_wall_of_which_was_identified(carrier: str | None) -> None:
     """Only the slide's outline was identified; the block's walls show on the coarse
@@ -957,11 +951,11 @@ def test_a_chamber_block_no_wall_of_which_was_identified(carrier: str | None) ->
     state = FuseState()
     state.add(_slide_edges())
     img, geometry = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 1.5, 0.3)
-    result = localize(state, carrier, views=_Views([(img, geometry)]))
+    result = localize(state, carrier, views=StaticViews([(img, geometry)]))
     assert result["carrier"] == "chamber_slide"
     center = np.array([40.0, 15.0]) + rotation_matrix(0.3) @ np.array([-9.0, 0.25])
     truth = rectangle_polygon(tuple(center), (50.0, 20.5), 0.3)
     assert [round(polygon_iou(s["polygon_mm"], truth), 1) for s in result["samples"]] == [1.0]
     if carrier is None:
         bare, _ = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 0.0, 0.3)
-        assert localize(state, None, views=_Views([(bare, geometry)]))["carrier"] == "slide"
+        assert localize(state, None, views=StaticViews([(bare, geometry)]))["carrier"] == "slide"

@@ -22,6 +22,8 @@ from samplescout.geometry import FrameGeometry, Pose, polygon_iou, rectangle_pol
 from samplescout.redis_store import RedisFrameStore
 from samplescout.standards import COVER_GLASS_DIAMETERS, COVER_GLASS_SIZES
 
+from conftest import StaticViews
+
 PS = 0.2  # mm per coarse pixel
 SLIDE = ((40.0, 15.0), (75.0, 25.0))
 
@@ -140,14 +142,6 @@ def _edge(index: int, shape_class: str, **geometry: Any) -> Structure:
     return Structure(region=region, shape_class=shape_class, probability=0.9, **geometry)
 
 
-class _Views:
-    def __init__(self, views: list[tuple[np.ndarray, FrameGeometry]]) -> None:
-        self._views = views
-
-    def views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
-        return self._views
-
-
 def test_localize_places_a_glass_no_edge_was_reported_for() -> None:
     img, geometry, x, y = _slide_image(4)
     _darken(img, _rect_mask(x, y, (30.0, 15.0), (24.0, 24.0), -1.0))
@@ -155,7 +149,7 @@ def test_localize_places_a_glass_no_edge_was_reported_for() -> None:
     state.add(_slide_edges())
     state.add_frame(0, FrameGeometry(Pose((40.0, 15.0), PS / 8), 3200, 1200))
     assert localize(state, "slide")["samples"] == []
-    (sample,) = localize(state, "slide", views=_Views([(img, geometry)]))["samples"]
+    (sample,) = localize(state, "slide", views=StaticViews([(img, geometry)]))["samples"]
     truth = rectangle_polygon((30.0, 15.0), (24.0, 24.0), -1.0)
     assert polygon_iou(sample["polygon_mm"], truth) > 0.93
     assert 0.0 < sample["confidence"] < 1.0
@@ -173,7 +167,7 @@ def test_an_outline_along_carrier_edges_is_not_a_glass() -> None:
     for k in range(4):
         a, b = ghost[k], ghost[(k + 1) % 4]
         state.add([_edge(900 + k, "sample_carrier_edge", segment_mm=(tuple(a), tuple(b)))])
-    assert localize(state, "slide", views=_Views([(img, geometry)]))["samples"] == []
+    assert localize(state, "slide", views=StaticViews([(img, geometry)]))["samples"] == []
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])
@@ -213,7 +207,7 @@ def test_marker_ring_on_an_outlined_glass_is_not_a_second_glass() -> None:
     img[np.abs(np.hypot(x - 45.0, y - 15.0) - 8.8) < 0.25] *= np.float32(0.5)
     state = FuseState()
     state.add(_slide_edges())
-    samples = localize(state, "slide", views=_Views([(img, geometry)]))["samples"]
+    samples = localize(state, "slide", views=StaticViews([(img, geometry)]))["samples"]
     assert [s["shape"] for s in samples] == ["rectangle"]
     assert sorted(samples[0]["size_mm"]) == [22.0, 22.0]
 
@@ -236,7 +230,7 @@ def test_a_round_outline_on_a_pen_ring_is_the_ring_not_a_glass() -> None:
             for k, a0 in enumerate(range(0, 360, 30))
         ]
     )
-    views = _Views([(img, geometry)])
+    views = StaticViews([(img, geometry)])
     loose = LocalizeConfig(loop_circle_tol_mm=-1.0)
     (ghost,) = localize(state, "slide", loose, views=views)["samples"]
     assert ghost["shape"] == "circle" and ghost["confidence"] > 0.5  # the test can fail
@@ -246,7 +240,7 @@ def test_a_round_outline_on_a_pen_ring_is_the_ring_not_a_glass() -> None:
     assert math.dist(sample["center_mm"], (45.0, 15.0)) < 0.3
 
 
-def _dish(glass_step: float, seed: int) -> tuple[FuseState, _Views]:
+def _dish(glass_step: float, seed: int) -> tuple[FuseState, StaticViews]:
     """A dish whose wall (35 mm) was identified all round, and a coarse frame (0.2 mm
     pixels) in which its 18 mm glass bottom is ``glass_step`` brighter than the plastic
     round it; no edge of the glass was reported."""
@@ -267,7 +261,7 @@ def _dish(glass_step: float, seed: int) -> tuple[FuseState, _Views]:
             [Structure(region=region, shape_class="round_structure", probability=0.9, arc_mm=arc)]
         )
     state.add_frame(0, geometry)
-    return state, _Views([(img, geometry)])
+    return state, StaticViews([(img, geometry)])
 
 
 def test_a_dish_glass_bottom_no_edge_was_reported_for_is_found_by_its_outline() -> None:
