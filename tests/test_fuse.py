@@ -327,10 +327,10 @@ def test_single_edge_cover_glass_with_a_known_size() -> None:
     assert localize(state, "slide")["samples"] == []
 
 
-def _slide_edges() -> list[Structure]:
+def _slide_edges(sides: tuple[int, ...] = (0, 1, 2, 3)) -> list[Structure]:
     poly = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.3)
     out: list[Structure] = []
-    for k in range(4):
+    for k in sides:
         out += _pieces(poly[k], poly[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
     return out
 
@@ -959,3 +959,15 @@ def test_a_chamber_block_no_wall_of_which_was_identified(carrier: str | None) ->
     if carrier is None:
         bare, _ = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 0.0, 0.3)
         assert localize(state, None, views=StaticViews([(bare, geometry)]))["carrier"] == "slide"
+
+
+def test_chambers_on_a_slide_seen_on_two_sides_only() -> None:
+    """A slide filling the holder's opening may show only its long sides (its ends lie on the
+    holder's edges); a declared chamber slide still gets its chambers on it."""
+    state = FuseState()
+    state.add(_slide_edges((0, 2)) + _chamber_block())
+    samples = localize(state, "chamber_slide")["samples"]
+    assert len(samples) == 4
+    for x0 in (10.0, 23.5, 37.0, 50.5):
+        cell = rectangle_polygon((x0 + 6.0, 15.0), (12.0, 20.0), 0.0)
+        assert max(polygon_iou(s["polygon_mm"], cell) for s in samples) > 0.9

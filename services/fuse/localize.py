@@ -362,7 +362,9 @@ class _Evidence:
 
         def make() -> tuple[ChamberFit, Rect] | None:
             best: tuple[float, ChamberFit, Rect] | None = None
-            for s in self._distinct_slides():
+            # no slide seen on three sides: perhaps one filling the holder's opening
+            slides = self._distinct_slides() or self._distinct_slides(self.two_sided_slides)
+            for s in slides:
                 fit = self._chamber_fit(faint=True, slide=s)
                 if fit is not None and (best is None or fit.score * s.score > best[0] + 1e-9):
                     best = (fit.score * s.score, fit, s)
@@ -375,13 +377,31 @@ class _Evidence:
 
         return self._get("chambers-declared", make)
 
-    def _distinct_slides(self) -> list[Rect]:
+    @property
+    def two_sided_slides(self) -> list[Rect]:
+        """Slide rectangles with enough evidence even when seen on two sides only, best
+        first: a slide that fills the holder's opening has its other sides on the
+        holder's edges."""
+        return self._get(
+            "two-sided-slides",
+            lambda: _rect_candidates(
+                self.lines,
+                SLIDE_SIZES,
+                self.cfg,
+                self.cfg.min_slide_score,
+                within=None,
+                two_sided_score=self.cfg.min_slide_score,
+            ),
+        )
+
+    def _distinct_slides(self, candidates: list[Rect] | None = None) -> list[Rect]:
         """The best slide, then up to ``max_slide_alternatives`` other slide candidates
-        scoring at least ``slide_alternative_share`` of it, no two at the same place."""
-        cands = self.slide_candidates
+        scoring at least ``slide_alternative_share`` of it, no two at the same place
+        (of :attr:`slide_candidates`, or of ``candidates``, best first)."""
+        cands = self.slide_candidates if candidates is None else candidates
         if not cands:
             return []
-        out = self.slides[:1]
+        out = self.slides[:1] if candidates is None else cands[:1]
         floor = self.cfg.slide_alternative_share * cands[0].score
         for c in cands:
             if len(out) > self.cfg.max_slide_alternatives or c.score < floor:
@@ -1089,8 +1109,13 @@ def _rect_candidates(
     cfg: LocalizeConfig,
     min_score: float,
     within: list[Rect] | None,
+    two_sided_score: float | None = None,
 ) -> list[Rect]:
-    """Rectangles of the given standard sizes with enough evidence, best first (overlapping)."""
+    """Rectangles of the given standard sizes with enough evidence, best first
+    (overlapping); seen on two sides only, they need ``two_sided_score`` (default
+    ``cfg.two_sided_score``)."""
+    if two_sided_score is None:
+        two_sided_score = cfg.two_sided_score
     arr = _Lines(lines)
     hyps = _rect_hypotheses(arr, sizes, cfg)
     if within:
@@ -1099,7 +1124,7 @@ def _rect_candidates(
     hyps = [
         h
         for h in hyps
-        if h.score >= min_score and (h.sides_seen >= 3 or h.score >= cfg.two_sided_score)
+        if h.score >= min_score and (h.sides_seen >= 3 or h.score >= two_sided_score)
     ]
     return sorted(hyps, key=Rect.key)
 
