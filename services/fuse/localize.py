@@ -279,14 +279,21 @@ class _Evidence:
         return self._get("slide_part", lambda: _slide_part(self))
 
     @property
-    def slide_candidates(self) -> list[Rect]:
-        """Slide rectangles with enough evidence, best first (overlapping)."""
+    def slide_rects(self) -> list[Rect]:
+        """Slide rectangles scoring at least ``min_slide_score``, however many of their
+        sides were seen, best first (overlapping): a slide that fills the holder's
+        opening has two sides on the holder's edges."""
         return self._get(
-            "slide_candidates",
-            lambda: _rect_candidates(
+            "slide_rects",
+            lambda: _scored_rects(
                 self.lines, SLIDE_SIZES, self.cfg, self.cfg.min_slide_score, within=None
             ),
         )
+
+    @property
+    def slide_candidates(self) -> list[Rect]:
+        """Slide rectangles with enough evidence, best first (overlapping)."""
+        return self._get("slide_candidates", lambda: _seen_enough(self.slide_rects, self.cfg))
 
     @property
     def slides(self) -> list[Rect]:
@@ -363,7 +370,7 @@ class _Evidence:
         def make() -> tuple[ChamberFit, Rect] | None:
             best: tuple[float, ChamberFit, Rect] | None = None
             # no slide seen on three sides: perhaps one filling the holder's opening
-            slides = self._distinct_slides() or self._distinct_slides(self.two_sided_slides)
+            slides = self._distinct_slides() or self._distinct_slides(self.slide_rects)
             for s in slides:
                 fit = self._chamber_fit(faint=True, slide=s)
                 if fit is not None and (best is None or fit.score * s.score > best[0] + 1e-9):
@@ -376,23 +383,6 @@ class _Evidence:
             return None if best is None else (best[1], best[2])
 
         return self._get("chambers-declared", make)
-
-    @property
-    def two_sided_slides(self) -> list[Rect]:
-        """Slide rectangles with enough evidence even when seen on two sides only, best
-        first: a slide that fills the holder's opening has its other sides on the
-        holder's edges."""
-        return self._get(
-            "two-sided-slides",
-            lambda: _rect_candidates(
-                self.lines,
-                SLIDE_SIZES,
-                self.cfg,
-                self.cfg.min_slide_score,
-                within=None,
-                two_sided_score=self.cfg.min_slide_score,
-            ),
-        )
 
     def _distinct_slides(self, candidates: list[Rect] | None = None) -> list[Rect]:
         """The best slide, then up to ``max_slide_alternatives`` other slide candidates
@@ -517,11 +507,10 @@ def _plate_part(ev: _Evidence) -> _Part:
     fit = ev.plate
     roles = {i: "plate_edge" for i in ev.plate_body.lines} if ev.plate_body else {}
     body = ev.plate_body
-    if fit is None and body is not None and body.score >= ev.cfg.min_body_score:
+    views = ev.coarse_views
+    if fit is None and body is not None and body.score >= ev.cfg.min_body_score and views:
         # no well identified, but the plate's footprint fixes where a standard grid is
-        views = ev.coarse_views
-        if views:
-            fit = grid_from_body(PlateBody(body.center, body.angle_deg, body.score), views)
+        fit = grid_from_body(PlateBody(body.center, body.angle_deg, body.score), views)
     if fit is None:
         return _Part([], None, roles, [])
     fmt = fit.fmt
@@ -555,7 +544,6 @@ def _plate_part(ev: _Evidence) -> _Part:
         samples.append(
             {"element": "well", **shape, "confidence": float(conf), "label": well_name(row, col)}
         )
-    views = ev.coarse_views
     if views:
         for sample in samples:
             occupied = well_occupancy(views, sample["center_mm"], fmt.well_size)
@@ -1109,24 +1097,31 @@ def _rect_candidates(
     cfg: LocalizeConfig,
     min_score: float,
     within: list[Rect] | None,
-    two_sided_score: float | None = None,
 ) -> list[Rect]:
-    """Rectangles of the given standard sizes with enough evidence, best first
-    (overlapping); seen on two sides only, they need ``two_sided_score`` (default
-    ``cfg.two_sided_score``)."""
-    if two_sided_score is None:
-        two_sided_score = cfg.two_sided_score
+    """Rectangles of the given standard sizes with enough evidence, best first (overlapping)."""
+    return _seen_enough(_scored_rects(lines, sizes, cfg, min_score, within), cfg)
+
+
+def _scored_rects(
+    lines: list[LineSource],
+    sizes: tuple[tuple[float, float], ...],
+    cfg: LocalizeConfig,
+    min_score: float,
+    within: list[Rect] | None,
+) -> list[Rect]:
+    """Rectangles of the given standard sizes scoring at least ``min_score``, however
+    many of their sides were seen, best first (overlapping)."""
     arr = _Lines(lines)
     hyps = _rect_hypotheses(arr, sizes, cfg)
     if within:
         hyps = [h for h in hyps if _inside_any(h, within)]
     hyps = [_refine(h, arr, cfg) for h in hyps]
-    hyps = [
-        h
-        for h in hyps
-        if h.score >= min_score and (h.sides_seen >= 3 or h.score >= two_sided_score)
-    ]
-    return sorted(hyps, key=Rect.key)
+    return sorted((h for h in hyps if h.score >= min_score), key=Rect.key)
+
+
+def _seen_enough(rects: list[Rect], cfg: LocalizeConfig) -> list[Rect]:
+    """Those of ``rects`` seen on three sides or more, or scoring ``two_sided_score``."""
+    return [h for h in rects if h.sides_seen >= 3 or h.score >= cfg.two_sided_score]
 
 
 def _inside_any(h: Rect, outers: list[Rect]) -> bool:

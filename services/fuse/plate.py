@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from samplescout.geometry import rotation_matrix
@@ -589,8 +590,6 @@ def rim_step(
     when no frame holds a well. A wide ``delta_mm`` still sees rims a grid misses by
     less than that; the narrow default peaks where the grid sits on them. ``noises``:
     the views' noise levels when the caller has them already."""
-    import cv2
-
     t = np.linspace(0.0, 2.0 * math.pi, samples, endpoint=False)
     ring = np.stack([np.cos(t), np.sin(t)], axis=1)
     centers = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
