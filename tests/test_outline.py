@@ -170,6 +170,32 @@ def test_an_outline_along_carrier_edges_is_not_a_glass() -> None:
     assert localize(state, "slide", views=StaticViews([(img, geometry)]))["samples"] == []
 
 
+def test_a_glass_as_wide_as_the_slide_allows_is_found_between_its_sides() -> None:
+    """A 24 mm wide glass on a 25 mm slide: its long sides run within a side's tolerance
+    of the slide's (long fused carrier edges), its ends do not, and they are strong."""
+    img, geometry, x, y = _slide_image(6)
+    _darken(img, _rect_mask(x, y, (45.0, 15.2), (32.0, 24.0)))
+    state = FuseState()
+    poly = rectangle_polygon(*SLIDE, 0.0)
+    state.add(
+        [
+            _edge(
+                800 + k,
+                "sample_carrier_edge",
+                segment_mm=(tuple(poly[k]), tuple(poly[(k + 1) % 4])),
+            )
+            for k in range(4)
+        ]
+    )
+    views = StaticViews([(img, geometry)])
+    truth = rectangle_polygon((45.0, 15.2), (32.0, 24.0), 0.0)
+    (sample,) = localize(state, "slide", views=views)["samples"]
+    assert polygon_iou(sample["polygon_mm"], truth) > 0.93
+    # the ends are what lets it count: asked for more than they give, it is no glass
+    strict = LocalizeConfig(outline_ends_z=math.inf)
+    assert localize(state, "slide", strict, views=views)["samples"] == []
+
+
 @pytest.mark.parametrize("kind", ["memory", "redis"])
 def test_store_keeps_coarse_data_after_releasing_full_res(kind: str, request) -> None:
     store = (

@@ -91,6 +91,8 @@ class Rect:
     score: float = 0.0
     sides_seen: int = 0
     lines: list[int] = field(default_factory=list)
+    #: Per side (the order of :meth:`polygon`'s sides), whether fused edges cover it.
+    seen: tuple[bool, ...] = ()
 
     def polygon(self) -> np.ndarray:
         return rectangle_polygon(self.center, self.size, self.angle_deg)
@@ -178,6 +180,7 @@ class LocalizeConfig:
     outline_slide_margin_mm: float = -0.3
     outline_half_confidence_z: float = 4.0
     outline_override_z: float = 5.0
+    outline_ends_z: float = 5.0
 
 
 def localize(
@@ -780,7 +783,7 @@ def _slide_part(ev: _Evidence) -> _Part:
     glass_edges = _Lines(
         [lines[i] for i in free if lines[i].shape_class in COVER_GLASS_EDGE_CLASSES]
     )
-    framed = [r for r in covers if r.sides_seen >= 3 and _sides_seen(r, glass_edges, cfg) >= 3]
+    framed = [r for r in covers if r.sides_seen >= 3 and sum(_sides_seen(r, glass_edges, cfg)) >= 3]
     circles = [
         c
         for c in circles
@@ -1056,11 +1059,12 @@ def _along_long_side(line: LineSource, rect: Rect, tol_deg: float = 5.0) -> bool
     return min(d, 180.0 - d) <= tol_deg
 
 
-def _sides_seen(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> int:
-    """How many sides of ``rect`` the lines ``arr`` cover (``rect`` is left unchanged)."""
+def _sides_seen(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> tuple[bool, ...]:
+    """Which sides of ``rect`` (the order of its polygon's sides) the lines ``arr``
+    cover (``rect`` is left unchanged)."""
     probe = replace(rect)
     _score(probe, arr, cfg)
-    return probe.sides_seen
+    return probe.seen
 
 
 def _circle_inside(center: tuple[float, float], radius: float, r: Rect, margin: float) -> bool:
@@ -1222,7 +1226,7 @@ def _score(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> list[tuple[np.ndarra
     over = arr.weight[None, cand] * (
         np.maximum(-t0 - 1.0, 0.0) + np.maximum(t1 - lengths[:, None] - 1.0, 0.0)
     )
-    total, seen, used = 0.0, 0, set()
+    total, seen, used = 0.0, [], set()
     matched: list[tuple[np.ndarray, np.ndarray]] = []
     for k in range(4):
         sel = np.nonzero(ok[k])[0]
@@ -1234,11 +1238,12 @@ def _score(rect: Rect, arr: _Lines, cfg: LocalizeConfig) -> list[tuple[np.ndarra
         )
         cover = max(0.0, union - 0.5 * float(over[k, sel].sum())) / float(lengths[k])
         total += cover
-        seen += cover > 0.15
+        seen.append(cover > 0.15)
         matched.append((idx, offs[k, sel].mean(axis=1)))
         used.update(idx.tolist())
     rect.score = total / 4.0
-    rect.sides_seen = seen
+    rect.seen = tuple(seen)
+    rect.sides_seen = sum(seen)
     rect.lines = sorted(used)
     return matched
 
@@ -1637,7 +1642,8 @@ def _outline_glasses(
 
     An outline counts on the slide (``outline_slide_margin_mm`` from its sides), with
     no side along a carrier edge (a label's edge and the slide's own sides outline
-    slide-sized ghosts), best first. One scoring at least ``outline_override_z``
+    slide-sized ghosts) but for long sides along the slide's when its ends are strong
+    (:func:`_between_slide_sides`), best first. One scoring at least ``outline_override_z``
     replaces the glasses from edges it overlaps (such a whole outline is stronger
     evidence than a few pieces of edge; a glass from its edges is often a circle
     through pieces of a square's sides), a weaker one only fills a gap. A round
@@ -1660,7 +1666,8 @@ def _outline_glasses(
         rect = None
         if hit.shape == "rectangle":
             rect = Rect(center=hit.center, size=(hit.size[0], hit.size[1]), angle_deg=hit.angle_deg)
-            if _sides_seen(rect, carrier_edges, cfg):
+            on_carrier = _sides_seen(rect, carrier_edges, cfg)
+            if any(on_carrier) and not _between_slide_sides(hit, on_carrier, cfg):
                 continue
             poly = rect.polygon()
         else:
@@ -1709,6 +1716,19 @@ def _outline_glasses(
         out,
         [r for r in covers if id(r) not in dropped],
         [c for c in circles if id(c) not in dropped],
+    )
+
+
+def _between_slide_sides(
+    hit: OutlineHit, on_carrier: tuple[bool, ...], cfg: LocalizeConfig
+) -> bool:
+    """Whether an outline whose long sides run along carrier edges is still a glass: a
+    24 mm wide glass on a 25-26 mm slide has its long sides within a side's tolerance of
+    the slide's, so those say nothing, but its two ends across the slide, on no carrier
+    edge, are strong (``outline_ends_z``: the slide's sides alone make no such ends)."""
+    across = (1, 3)  # the rectangle's ends: its sides across the slide
+    return not any(on_carrier[k] for k in across) and all(
+        hit.side_z[k] >= cfg.outline_ends_z for k in across
     )
 
 

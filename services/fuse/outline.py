@@ -67,13 +67,16 @@ class OutlineConfig:
 
 @dataclass(frozen=True)
 class OutlineHit:
-    """A standard outline with its weakest piece score ``z`` (noise levels)."""
+    """A standard outline with its weakest piece score ``z`` (noise levels), and for a
+    rectangle each side's weakest piece (``side_z``, in the order of
+    :func:`~samplescout.geometry.rectangle_polygon`'s sides: top, right, bottom, left)."""
 
     shape: str  # "rectangle" or "circle"
     center: tuple[float, float]
     size: tuple[float, ...]  # (w, h) for a rectangle, (diameter,) for a circle
     angle_deg: float
     z: float
+    side_z: tuple[float, ...] = ()
 
 
 def step_canvas(
@@ -196,7 +199,9 @@ def rectangle_outlines(
             def at(arr: np.ndarray, dy: int, dx: int, ny: int = ny, nx: int = nx) -> np.ndarray:
                 return arr[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
 
-            z = np.full((ny, nx), np.inf)
+            # weakest piece per side, in the order of rectangle_polygon's sides
+            # (top, right, bottom, left)
+            sides = np.full((4, ny, nx), np.inf)
             n = cfg.rect_pieces
             nv = math.sqrt(max(1, hp // n))
             nh = math.sqrt(max(1, wp // n))
@@ -204,13 +209,14 @@ def rectangle_outlines(
                 ya, yb = hp * k // n, hp * (k + 1) // n
                 xa, xb = wp * k // n, wp * (k + 1) // n
                 # outward step: outside minus inside (the glass is darker inside)
-                for piece in (
-                    (at(cx, ya, 0) - at(cx, yb, 0)) / nv,
-                    (at(cx, yb, wp) - at(cx, ya, wp)) / nv,
-                    (at(cy, 0, xa) - at(cy, 0, xb)) / nh,
-                    (at(cy, hp, xb) - at(cy, hp, xa)) / nh,
+                for s, piece in (
+                    (3, (at(cx, ya, 0) - at(cx, yb, 0)) / nv),
+                    (1, (at(cx, yb, wp) - at(cx, ya, wp)) / nv),
+                    (0, (at(cy, 0, xa) - at(cy, 0, xb)) / nh),
+                    (2, (at(cy, hp, xb) - at(cy, hp, xa)) / nh),
                 ):
-                    np.minimum(z, piece, out=z)
+                    np.minimum(sides[s], piece, out=sides[s])
+            z = sides.min(axis=0)
             for yy, xx in zip(*np.nonzero(z >= cfg.min_rect_z), strict=True):
                 c_local = np.array(
                     [
@@ -225,6 +231,7 @@ def rectangle_outlines(
                         size,
                         ang,
                         float(z[yy, xx]),
+                        tuple(float(v) for v in sides[:, yy, xx]),
                     )
                 )
     return _local_maxima(hits)
