@@ -773,7 +773,13 @@ def _slide_part(ev: _Evidence) -> _Part:
             for cs in (chords, pen_chords)
         )
     diameters = (COVER_GLASS_DIAMETERS[0] - 0.6, COVER_GLASS_DIAMETERS[-1] + 0.6)
-    circles = _find_circles(chords, diameters, cfg, concentric=True)
+    # Round cover glasses come in standard diameters, and thin edges measure theirs to
+    # a few tenths of a mm: a circle of none of them is a ring of something else.
+    circles = [
+        c
+        for c in _find_circles(chords, diameters, cfg, concentric=True)
+        if min(abs(2.0 * c.radius - d) for d in COVER_GLASS_DIAMETERS) <= cfg.diameter_snap_mm
+    ]
     loops = _pen_loops(pen_chords, slides[0].angle_deg if slides else 0.0, cfg)
     # A round outline wholly inside a rectangular glass whose cover-glass edges are seen
     # on three sides is drawn on that glass (a marker ring round the sample), not a
@@ -804,9 +810,7 @@ def _slide_part(ev: _Evidence) -> _Part:
         for r in covers
     ]
     for c in circles:
-        d = 2.0 * c.radius
-        snap = min(COVER_GLASS_DIAMETERS, key=lambda v: abs(v - d))
-        d = snap if abs(snap - d) <= cfg.diameter_snap_mm else d
+        d = min(COVER_GLASS_DIAMETERS, key=lambda v: abs(v - 2.0 * c.radius))
         samples.append(
             _glass_sample("circle", c.center, (d,), 0.0, circle_polygon(c.center, d), c.probability)
         )
