@@ -196,6 +196,31 @@ def test_a_glass_as_wide_as_the_slide_allows_is_found_between_its_sides() -> Non
     assert localize(state, "slide", strict, views=views)["samples"] == []
 
 
+def test_one_arc_of_a_round_glass_is_confirmed_by_its_outline_of_either_sign() -> None:
+    """A 16 mm round glass brighter inside than out (no darker outline to search for),
+    of whose edge one 40 degree arc was identified, 0.3 mm off in radius: the arc
+    proposes the circle and the outline at that place confirms it. An arc where no
+    outline is, and the glass without its arc, give no glass."""
+    img, geometry, x, y = _slide_image(7)
+    _darken(img, np.hypot(x - 50.0, y - 14.0) <= 8.0, -0.03)
+    views = StaticViews([(img, geometry)])
+    state = FuseState()
+    state.add(_slide_edges())
+    assert localize(state, "slide", views=views)["samples"] == []
+    state.add([_edge(700, "round_cover_glass_edge", arc_mm=(50.2, 14.1, 7.7, 200.0, 240.0))])
+    (sample,) = localize(state, "slide", views=views)["samples"]
+    assert sample["shape"] == "circle" and sample["size_mm"] == [16.0]
+    assert math.dist(sample["center_mm"], (50.0, 14.0)) < 0.3
+    assert 0.0 < sample["confidence"] < 1.0
+    state = FuseState()
+    state.add(_slide_edges())
+    state.add([_edge(701, "round_cover_glass_edge", arc_mm=(25.0, 14.0, 8.0, 200.0, 240.0))])
+    assert (
+        localize(state, "slide", views=StaticViews([(_slide_image(7)[0], geometry)]))["samples"]
+        == []
+    )
+
+
 @pytest.mark.parametrize("kind", ["memory", "redis"])
 def test_store_keeps_coarse_data_after_releasing_full_res(kind: str, request) -> None:
     store = (

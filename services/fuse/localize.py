@@ -181,6 +181,10 @@ class LocalizeConfig:
     outline_half_confidence_z: float = 4.0
     outline_override_z: float = 5.0
     outline_ends_z: float = 5.0
+    #: A round glass proposed by one arc of its edge (:func:`_arc_glasses`): how far its
+    #: diameter and centre may lie from the arc's, and the least outline score it needs.
+    arc_diameter_tol_mm: float = 1.0
+    arc_glass_min_z: float = 3.0
 
 
 def localize(
@@ -801,6 +805,7 @@ def _slide_part(ev: _Evidence) -> _Part:
         roles.update({i: "straight_cover_glass_edge" for i in c.lines})
     covers += _single_edge_covers(ev, covers, circles, roles)
     outlined, covers, circles = _outline_glasses(ev, covers, circles, loops)
+    outlined += _arc_glasses(ev, covers, circles, outlined, loops)
     ringed, ringed_round = _ringed_glasses(ev, loops, covers, circles, outlined)
     covers += ringed
     circles += ringed_round
@@ -1721,6 +1726,79 @@ def _outline_glasses(
         [r for r in covers if id(r) not in dropped],
         [c for c in circles if id(c) not in dropped],
     )
+
+
+def _arc_glasses(
+    ev: _Evidence,
+    covers: list[Rect],
+    circles: list[CircleSource],
+    outlined: list[dict[str, Any]],
+    loops: list[PenLoop],
+) -> list[dict[str, Any]]:
+    """Round glasses seen by one short arc of their edge, confirmed by their outline.
+
+    A round glass's thin edge is bright only where it faces the LED ring, so often one
+    arc of it is identified: too little for a circle of its own, but it proposes the
+    circle (centre and diameter, to a mm or so). At that one place the outline on the
+    coarse data is tested, with either sign of the step (whether a glass looks darker
+    or brighter inside depends on the light and what lies under it; searched over the
+    whole slide, the brighter sign finds the label and the LED reflections). Tried
+    best arc first: a standard diameter within ``arc_diameter_tol_mm`` of the arc's,
+    centred within as much of its centre, whose weakest sixth reaches
+    ``arc_glass_min_z``, on the slide, on no marker loop and overlapping no glass found.
+    """
+    cfg = ev.cfg
+    views = ev.coarse_views if ev.slides else []
+    if not views:
+        return []
+    slide = ev.slides[0]
+    tol = cfg.arc_diameter_tol_mm
+    search = replace(cfg.outline, min_circle_z=cfg.arc_glass_min_z)
+    inverted = [(1.0 - c, g) for c, g in views]
+    taken = [r.polygon() for r in covers]
+    taken += [circle_polygon(c.center, 2 * c.radius) for c in circles]
+    taken += [np.asarray(o["polygon_mm"]) for o in outlined]
+    arcs = sorted(
+        (
+            e
+            for e in ev.entries
+            if e["arc"] is not None
+            and e["class"] == "round_cover_glass_edge"
+            and not e.get("marker")
+        ),
+        key=lambda e: (-round(e["p"], 9), e["frame"], e["region"]),
+    )
+    out: list[dict[str, Any]] = []
+    for e in arcs:
+        cx, cy, r = (float(v) for v in e["arc"][:3])
+        diameters = [d for d in COVER_GLASS_DIAMETERS if abs(d - 2.0 * r) <= tol]
+        if not diameters or not _on_any(np.array([cx, cy]), [slide], 0.0):
+            continue
+        canvas = (2.0 * r + 2.0 * tol + 2.0,) * 2
+        best: OutlineHit | None = None
+        for vs in (views, inverted):
+            for hit in circle_outlines(vs, (cx, cy), 0.0, canvas, diameters, search):
+                if math.dist(hit.center, (cx, cy)) <= tol and (best is None or hit.z > best.z):
+                    best = hit
+        if best is None or _on_loop(best.center, best.size[0] / 2.0, loops, cfg):
+            continue
+        poly = circle_polygon(best.center, best.size[0])
+        if not all(_on_any(p, [slide], -cfg.outline_slide_margin_mm) for p in poly):
+            continue
+        if any(polygon_iou(poly, t) > cfg.max_overlap_iou for t in taken):
+            continue
+        taken.append(poly)
+        out.append(
+            _glass_sample(
+                "circle",
+                best.center,
+                best.size,
+                0.0,
+                poly,
+                best.z / (best.z + cfg.outline_half_confidence_z),
+            )
+        )
+    return out
 
 
 def _between_slide_sides(
