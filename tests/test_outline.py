@@ -15,6 +15,7 @@ from samplescout.fuse.outline import (
     CoarseViews,
     OutlineConfig,
     circle_outlines,
+    flat_fielded,
     rectangle_outlines,
 )
 from samplescout.fuse.worker import StoredCoarseViews
@@ -219,6 +220,35 @@ def test_one_arc_of_a_round_glass_is_confirmed_by_its_outline_of_either_sign() -
         localize(state, "slide", views=StaticViews([(_slide_image(7)[0], geometry)]))["samples"]
         == []
     )
+
+
+def test_vignetting_is_divided_out_of_many_frames_and_one_frame_is_left_alone() -> None:
+    """Frames of a narrow overview, each darkened towards its borders alike (to 55 % in
+    the corners) over different content: the estimated flat field takes the fall-off
+    out and keeps the content; a single frame is returned as it is."""
+    rng = np.random.default_rng(8)
+    h, w = 60, 80
+    v, u = np.mgrid[0:h, 0:w]
+    fall = (1 - 0.3 * ((u - 39.5) / 39.5) ** 2) * (1 - 0.3 * ((v - 29.5) / 39.5) ** 2 * 1.78)
+    geometry = FrameGeometry(Pose((0.0, 0.0), PS), w, h)
+    frames = []
+    for k in range(9):
+        content = np.full((h, w), 0.3 + 0.02 * k, np.float32)
+        # the dark holder at one side of the frames along the holder's edges
+        band = [np.s_[:, :15], np.s_[:, -15:], np.s_[:12, :], np.s_[-12:, :]]
+        if k < len(band):
+            content[band[k]] = 0.1
+        content += rng.normal(0.0, 0.002, content.shape).astype(np.float32)
+        frames.append(content)
+    views = [((c * fall).astype(np.float32), geometry) for c in frames]
+    flat = flat_fielded(views)
+    for (out, _), content in zip(flat, frames, strict=True):
+        ratio = out / content
+        # what is left of the fall-off: a uniform gain, corners as bright as the middle
+        assert np.ptp(ratio) / ratio.mean() < 0.05
+    assert np.ptp(views[0][0] / frames[0]) / (views[0][0] / frames[0]).mean() > 0.3
+    (single,) = flat_fielded(views[:1])
+    assert single[0] is views[0][0]
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])

@@ -26,6 +26,7 @@ from samplescout.fuse.outline import (
     OutlineConfig,
     OutlineHit,
     circle_outlines,
+    flat_fielded,
     rectangle_outlines,
 )
 from samplescout.fuse.plate import PlateBody, PlateFit, arcs_of, fit_plate, grid_from_body
@@ -277,8 +278,12 @@ class _Evidence:
 
     @property
     def coarse_views(self) -> list[tuple[np.ndarray, FrameGeometry]]:
-        """The frames' coarse data for the outline searches (empty without any)."""
-        return self.views.views() if self.views is not None else []
+        """The frames' coarse data for the outline searches, vignetting divided out
+        (:func:`~samplescout.fuse.outline.flat_fielded`; empty without any)."""
+        return self._get(
+            "coarse_views",
+            lambda: flat_fielded(self.views.views()) if self.views is not None else [],
+        )
 
     @property
     def slide_part(self) -> _Part:

@@ -79,6 +79,40 @@ class OutlineHit:
     side_z: tuple[float, ...] = ()
 
 
+def flat_fielded(
+    views: Sequence[tuple[np.ndarray, FrameGeometry]], min_frames: int = 6
+) -> list[tuple[np.ndarray, FrameGeometry]]:
+    """The views divided by the camera's vignetting, estimated from the views themselves.
+
+    Vignetting darkens every frame towards its borders alike. Across a frame narrower
+    than a cover glass that fall-off is a slope of about a noise level per pixel in the
+    coarse data, the same sign over half a frame: summed along a glass-sized side it
+    outlines glasses that are not there (between a frame's middle and the slide's end),
+    and it cancels real outlines. With ``min_frames`` or more frames of one size, each
+    normalised by its median, the per-pixel median over them is the camera's fall-off
+    plus what most frames show there; a smooth even surface (1, u², v², u²v², and u, v
+    for an off-centre optical axis) fitted to it is the flat field. Fewer frames (one
+    wide frame, whose slide fills its middle) are returned as they are.
+    """
+    if len(views) < min_frames or len({c.shape for c, _ in views}) != 1:
+        return list(views)
+    stack = np.stack([c / max(float(np.median(c)), 1e-6) for c, _ in views])
+    med = np.median(stack, axis=0)
+    h, w = med.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    half = max(1.0, (w - 1) / 2.0)
+    u = (u - (w - 1) / 2.0) / half
+    v = (v - (h - 1) / 2.0) / half
+    terms = np.stack([np.ones_like(u), u * u, v * v, u * u * v * v, u, v], axis=-1)
+    coef, *_ = np.linalg.lstsq(terms.reshape(-1, 6), med.reshape(-1), rcond=None)
+    flat = terms @ coef
+    top = float(flat.max())
+    if top <= 0.0:
+        return list(views)
+    flat = np.clip(flat / top, 0.2, 1.0).astype(np.float32)
+    return [(np.asarray(c, np.float32) / flat, g) for c, g in views]
+
+
 def step_canvas(
     views: Sequence[tuple[np.ndarray, FrameGeometry]],
     center: tuple[float, float],
