@@ -896,11 +896,16 @@ def test_dish_sized_rings_side_by_side_are_a_plate_not_a_dish() -> None:
 
 
 def _chamber_frame(
-    cells_x: tuple[float, float], cells_y: tuple[float, float], wall: float, angle: float
+    cells_x: tuple[float, float],
+    cells_y: tuple[float, float],
+    wall: float,
+    angle: float,
+    dividers: tuple[float, ...] = (),
 ) -> tuple[np.ndarray, FrameGeometry]:
     """A 0.3 mm/px coarse frame of a 75 x 25 slide at (40, 15) mm turned by ``angle``,
     dark, with one chamber (slide-local cell ``cells_x`` x ``cells_y``) in a brighter
-    wall ``wall`` thick, and a bright label at its right end; shot-like noise."""
+    wall ``wall`` thick, split by walls as thick centred on the slide-local ``dividers``,
+    and a bright label at its right end; shot-like noise."""
     geometry = FrameGeometry(Pose((40.0, 15.0), 0.3, 0.0), 300, 120)
     jj, ii = np.meshgrid(np.arange(300), np.arange(120))
     xy = geometry.pixel_to_holder(np.stack([jj, ii], axis=-1).reshape(-1, 2).astype(float))
@@ -915,6 +920,8 @@ def _chamber_frame(
     block = (u > x0 - wall) & (u < x1 + wall) & (v > y0 - wall) & (v < y1 + wall)
     cell = (u > x0) & (u < x1) & (v > y0) & (v < y1)
     img[block & ~cell] = 0.018
+    for x in dividers:
+        img[block & (np.abs(u - x) < wall / 2)] = 0.018
     img[on & (u > 22.0)] = 0.06  # the label
     rng = np.random.default_rng(5)
     img += rng.normal(0.0, 1.0, img.shape).astype(np.float32) * 0.0004
@@ -963,6 +970,36 @@ def test_a_chamber_block_no_wall_of_which_was_identified(carrier: str | None) ->
     if carrier is None:
         bare, _ = _chamber_frame((-34.0, 16.0), (-10.0, 10.5), 0.0, 0.3)
         assert localize(state, None, views=StaticViews([(bare, geometry)]))["carrier"] == "slide"
+
+
+def test_walls_decide_the_rows_the_identified_edges_only_guess() -> None:
+    """A declared 1 x 2 chamber slide whose identified edges are the walls across the
+    slide and one outer wall's outside (no cell edge along the slide, so the row is a
+    guess centred on the slide's width), while the coarse data show the walls of a row
+    0.7 mm off centre: the row is the walls'. Asked not to trust the walls over a guess,
+    the row is the centred guess."""
+    state = FuseState()
+    state.add(_slide_edges())
+    cells_y = (-9.0, 10.4)
+    img, geometry = _chamber_frame((-35.2, 15.2), cells_y, 1.5, 0.3, dividers=(-10.0,))
+    rot = rotation_matrix(0.3)
+    c = np.array([40.0, 15.0])
+    pieces = [((x, -8.0), (x, 8.0)) for x in (-36.7, -35.2, -10.55, -9.45, 15.2, 16.7)]
+    pieces.append(((-20.0, 11.9), (10.0, 11.9)))
+    for p0, p1 in pieces:
+        a, b = (c + rot @ np.array(p) for p in (p0, p1))
+        state.add([_seg(tuple(a), tuple(b))])
+    views = StaticViews([(img, geometry)])
+
+    def row(cfg: LocalizeConfig) -> tuple[float, float]:
+        samples = localize(state, "chamber_slide", cfg, views=views)["samples"]
+        assert len(samples) == 2
+        local = (np.asarray(samples[0]["polygon_mm"]) - c) @ rot
+        return float(local[:, 1].min()), float(local[:, 1].max())
+
+    assert np.allclose(row(LocalizeConfig()), cells_y, atol=0.4)
+    guessed = row(LocalizeConfig(chamber_guess_score=0.0))
+    assert abs(guessed[0] + guessed[1]) < 0.3  # centred on the slide
 
 
 def test_chambers_on_a_slide_seen_on_two_sides_only() -> None:

@@ -176,6 +176,9 @@ class LocalizeConfig:
     #: A glass covering this share of a label region or a code read is the label's.
     max_label_share: float = 0.25
     chamber_fit_trusted: float = 0.5
+    #: A chamber grid from identified edges scoring below this is a guess (rows centred
+    #: on the slide from its outer walls): the walls' steps decide instead.
+    chamber_guess_score: float = 0.1
     slide_alternative_share: float = 0.7
     outline: OutlineConfig = field(default_factory=OutlineConfig)
     outline_slide_margin_mm: float = -0.3
@@ -376,22 +379,35 @@ class _Evidence:
         the real slide. When the best slide's grid scores below
         ``chamber_fit_trusted``, the other well-supported slide candidates are tried too,
         and the best product of slide and grid scores wins. With no grid from the
-        identified edges on any of them, the best slide's :attr:`chamber_walls`.
+        identified edges on any of them, or only a guess on the best slide (below
+        ``chamber_guess_score``: no cell edge across the slide seen) where its
+        :attr:`chamber_walls` make a grid, the best slide's :attr:`chamber_walls`.
         """
 
         def make() -> tuple[ChamberFit, Rect] | None:
             best: tuple[float, ChamberFit, Rect] | None = None
             # no slide seen on three sides: perhaps one filling the holder's opening
             slides = self._distinct_slides() or self._distinct_slides(self.slide_rects)
-            for s in slides:
+            walls = self.chamber_walls
+            for k, s in enumerate(slides):
                 fit = self._chamber_fit(faint=True, slide=s)
+                if (
+                    k == 0
+                    and walls is not None  # None without a slide
+                    and s is self.slides[0]
+                    and (fit is None or fit.score < self.cfg.chamber_guess_score)
+                    and walls.score >= self.cfg.min_wall_chamber_score
+                ):
+                    # the best slide's identified edges only guess its grid; its walls
+                    # show it (other slide candidates would be fitted to that guess)
+                    return walls, s
                 if fit is not None and (best is None or fit.score * s.score > best[0] + 1e-9):
                     best = (fit.score * s.score, fit, s)
                 if best is not None and best[1].score >= self.cfg.chamber_fit_trusted:
                     break
-            if best is None and self.chamber_walls is not None:
+            if best is None and walls is not None:
                 # no grid from the identified edges: the walls' steps on the coarse data
-                return self.chamber_walls, self.slides[0]
+                return walls, self.slides[0]
             return None if best is None else (best[1], best[2])
 
         return self._get("chambers-declared", make)
