@@ -673,14 +673,9 @@ def _outline_dish_glass(ev: _Evidence, ring: CircleSource) -> CircleSource | Non
     cfg = ev.cfg
     side = (2.0 * ring.radius, 2.0 * ring.radius)
     search = replace(cfg.outline, min_circle_z=cfg.dish_glass_min_z)
-    best: OutlineHit | None = None
-    for vs in (views, [(1.0 - c, g) for c, g in views]):
-        hits = circle_outlines(vs, ring.center, 0.0, side, DISH_GLASS_STANDARD_MM, search)
-        for hit in hits:
-            if math.dist(hit.center, ring.center) <= cfg.dish_glass_offset_mm and (
-                best is None or hit.z > best.z
-            ):
-                best = hit
+    best = _circle_outline_near(
+        views, ring.center, side, DISH_GLASS_STANDARD_MM, search, cfg.dish_glass_offset_mm
+    )
     if best is None:
         return None
     return CircleSource(
@@ -691,6 +686,24 @@ def _outline_dish_glass(ev: _Evidence, ring: CircleSource) -> CircleSource | Non
         shape_class="round_cover_glass_edge",
         frames=ring.frames,
     )
+
+
+def _circle_outline_near(
+    views: list[tuple[np.ndarray, FrameGeometry]],
+    center: tuple[float, float],
+    canvas: tuple[float, float],
+    diameters: tuple[float, ...] | list[float],
+    search: OutlineConfig,
+    within_mm: float,
+) -> OutlineHit | None:
+    """The best circle outline of ``diameters`` centred within ``within_mm`` of
+    ``center``, of either sign of the step: whether a glass looks darker or brighter
+    than what lies around it depends on the light and on what lies under it."""
+    best: OutlineHit | None = None
+    for hit in circle_outlines(views, center, 0.0, canvas, diameters, search, (1.0, -1.0)):
+        if math.dist(hit.center, center) <= within_mm and (best is None or hit.z > best.z):
+            best = hit
+    return best
 
 
 def _concentric_circle(
@@ -1761,9 +1774,9 @@ def _arc_glasses(
     A round glass's thin edge is bright only where it faces the LED ring, so often one
     arc of it is identified: too little for a circle of its own, but it proposes the
     circle (centre and diameter, to a mm or so). At that one place the outline on the
-    coarse data is tested, with either sign of the step (whether a glass looks darker
-    or brighter inside depends on the light and what lies under it; searched over the
-    whole slide, the brighter sign finds the label and the LED reflections). Tried
+    coarse data is tested, with either sign of the step (:func:`_circle_outline_near`;
+    searched over the whole slide, the brighter sign finds the label and the LED
+    reflections). Tried
     best arc first: a standard diameter within ``arc_diameter_tol_mm`` of the arc's,
     centred within as much of its centre, whose weakest sixth reaches
     ``arc_glass_min_z``, on the slide, on no marker loop and overlapping no glass found.
@@ -1775,7 +1788,6 @@ def _arc_glasses(
     slide = ev.slides[0]
     tol = cfg.arc_diameter_tol_mm
     search = replace(cfg.outline, min_circle_z=cfg.arc_glass_min_z)
-    inverted = [(1.0 - c, g) for c, g in views]
     taken = [r.polygon() for r in covers]
     taken += [circle_polygon(c.center, 2 * c.radius) for c in circles]
     taken += [np.asarray(o["polygon_mm"]) for o in outlined]
@@ -1796,11 +1808,7 @@ def _arc_glasses(
         if not diameters or not _on_any(np.array([cx, cy]), [slide], 0.0):
             continue
         canvas = (2.0 * r + 2.0 * tol + 2.0,) * 2
-        best: OutlineHit | None = None
-        for vs in (views, inverted):
-            for hit in circle_outlines(vs, (cx, cy), 0.0, canvas, diameters, search):
-                if math.dist(hit.center, (cx, cy)) <= tol and (best is None or hit.z > best.z):
-                    best = hit
+        best = _circle_outline_near(views, (cx, cy), canvas, diameters, search, tol)
         if best is None or _on_loop(best.center, best.size[0] / 2.0, loops, cfg):
             continue
         poly = circle_polygon(best.center, best.size[0])

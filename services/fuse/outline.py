@@ -278,38 +278,50 @@ def circle_outlines(
     size_mm: tuple[float, float],
     diameters: Sequence[float],
     cfg: OutlineConfig,
+    signs: Sequence[float] = (1.0,),
 ) -> list[OutlineHit]:
     """Every circle of ``diameters`` inside the canvas with its sector score above
-    ``cfg.min_circle_z`` (local maxima only)."""
+    ``cfg.min_circle_z`` (local maxima only, per sign).
+
+    ``signs``: ``1.0`` scores a glass darker inside than around it (a positive outward
+    step), ``-1.0`` one brighter inside; the canvas is read once for all of them.
+    """
     res = cfg.resolution_mm
     gx, gy = step_canvas(views, center, angle_deg, res, size_mm, cfg.clip)
     h, w = gx.shape
-    hits: list[OutlineHit] = []
+    hits: dict[float, list[OutlineHit]] = {sign: [] for sign in signs}
     for d in diameters:
         r = d / 2.0 / res
         if 2 * r + 4 >= min(h, w):
             continue
         m = math.ceil(r) + 1
-        z = np.full((h, w), np.inf)
+        zs = {sign: np.full((h, w), np.inf) for sign in signs}
         for kx, ky, count in _ring_kernels(r, cfg.circle_sectors):
             # correlation: the response at p sums the outward step over the sector of
             # the ring around p
             resp = cv2.filter2D(gx, -1, kx, borderType=cv2.BORDER_CONSTANT) + cv2.filter2D(
                 gy, -1, ky, borderType=cv2.BORDER_CONSTANT
             )
-            np.minimum(z, resp / math.sqrt(count), out=z)
-        z[:m] = -np.inf
-        z[-m:] = -np.inf
-        z[:, :m] = -np.inf
-        z[:, -m:] = -np.inf
-        for yy, xx in zip(*np.nonzero(z >= cfg.min_circle_z), strict=True):
-            c_local = np.array([(xx - (w - 1) / 2.0) * res, (yy - (h - 1) / 2.0) * res])
-            hits.append(
-                OutlineHit(
-                    "circle", _to_holder(c_local, center, angle_deg), (d,), 0.0, float(z[yy, xx])
+            resp /= math.sqrt(count)
+            for sign, z in zs.items():
+                np.minimum(z, sign * resp, out=z)
+        for sign, z in zs.items():
+            z[:m] = -np.inf
+            z[-m:] = -np.inf
+            z[:, :m] = -np.inf
+            z[:, -m:] = -np.inf
+            for yy, xx in zip(*np.nonzero(z >= cfg.min_circle_z), strict=True):
+                c_local = np.array([(xx - (w - 1) / 2.0) * res, (yy - (h - 1) / 2.0) * res])
+                hits[sign].append(
+                    OutlineHit(
+                        "circle",
+                        _to_holder(c_local, center, angle_deg),
+                        (d,),
+                        0.0,
+                        float(z[yy, xx]),
+                    )
                 )
-            )
-    return _local_maxima(hits)
+    return [hit for sign in signs for hit in _local_maxima(hits[sign])]
 
 
 def _pixel_sizes(
