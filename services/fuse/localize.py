@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -1020,9 +1021,7 @@ def _ringed_glasses(
     """
     cfg = ev.cfg
     slides = ev.slides
-    found = [r.polygon() for r in covers]
-    found += [circle_polygon(c.center, 2.0 * c.radius) for c in circles]
-    found += [np.asarray(o["polygon_mm"]) for o in outlined]
+    found = _glass_polygons(covers, circles, outlined)
     angle = slides[0].angle_deg if slides else 0.0
     by_area = sorted(((b, a) for a, b in COVER_GLASS_SIZES), key=lambda s: (s[0] * s[1], s[0]))
     rects: list[Rect] = []
@@ -1056,6 +1055,17 @@ def _ringed_glasses(
             rounds.append(shape)
         found.append(poly)
     return rects, rounds
+
+
+def _glass_polygons(
+    covers: list[Rect], circles: list[CircleSource], outlined: Sequence[dict[str, Any]] = ()
+) -> list[np.ndarray]:
+    """The outlines (holder mm) of the glasses found so far: rectangles from edges,
+    circles, and samples found by their outline."""
+    out = [r.polygon() for r in covers]
+    out += [circle_polygon(c.center, 2.0 * c.radius) for c in circles]
+    out += [np.asarray(o["polygon_mm"]) for o in outlined]
+    return out
 
 
 def _point_in(point: tuple[float, float], polygon: np.ndarray) -> bool:
@@ -1635,9 +1645,7 @@ def _single_edge_covers(
     if not ev.slides:
         return []
     slide = ev.slides[0]
-    taken = [r.polygon() for r in covers] + [
-        circle_polygon(c.center, 2 * c.radius) for c in circles
-    ]
+    taken = _glass_polygons(covers, circles)
     dims = sorted({d for s in COVER_GLASS_SIZES for d in s})
     out: list[Rect] = []
     for i, ln in enumerate(ev.lines):
@@ -1788,9 +1796,7 @@ def _arc_glasses(
     slide = ev.slides[0]
     tol = cfg.arc_diameter_tol_mm
     search = replace(cfg.outline, min_circle_z=cfg.arc_glass_min_z)
-    taken = [r.polygon() for r in covers]
-    taken += [circle_polygon(c.center, 2 * c.radius) for c in circles]
-    taken += [np.asarray(o["polygon_mm"]) for o in outlined]
+    taken = _glass_polygons(covers, circles, outlined)
     arcs = sorted(
         (
             e
