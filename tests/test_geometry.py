@@ -63,6 +63,17 @@ def test_rectangle_polygon_and_iou() -> None:
 
 
 @pytest.mark.parametrize(
+    ("a", "b"),
+    [((62.054, 22.255), (62.0544, 22.2534)), ((64.793, 10.63), (64.7988, 10.6236))],
+)
+def test_iou_of_nearly_coincident_circles(a: tuple[float, float], b: tuple[float, float]) -> None:
+    # Two 64-gons of a 15.6 mm well a few micrometres apart: OpenCV's convex
+    # intersection returned about a third of their area for such pairs.
+    iou = polygon_iou(circle_polygon(a, 15.6), circle_polygon(b, 15.6))
+    assert iou == pytest.approx(1.0, abs=2e-3)
+
+
+@pytest.mark.parametrize(
     ("angle", "expected"), [(0, 0), (90, 90), (-90, 90), (135, -45), (-100, 80), (270, 90)]
 )
 def test_normalize_angle(angle: float, expected: float) -> None:

@@ -152,23 +152,20 @@ def covered_share(a: ArrayLike, b: ArrayLike) -> float:
 
 
 def _areas(a: ArrayLike, b: ArrayLike) -> tuple[float, float, float]:
-    """Areas of convex polygons ``a``, ``b`` and of their intersection."""
-    import cv2
+    """Areas of polygons ``a``, ``b`` and of their intersection.
 
-    pa = np.asarray(a, dtype=np.float32).reshape(-1, 2)
-    pb = np.asarray(b, dtype=np.float32).reshape(-1, 2)
-    area_a = abs(float(cv2.contourArea(pa)))
-    area_b = abs(float(cv2.contourArea(pb)))
+    Shapely (GEOS) in float64: OpenCV's ``intersectConvexConvex`` loses most of the
+    intersection of two nearly coincident polygons (seen: IoU 0.35 for two 64-gons of
+    the same circle 3 um apart), which matters exactly where a result is right.
+    """
+    import shapely
+
+    pa = shapely.Polygon(np.asarray(a, dtype=np.float64).reshape(-1, 2))
+    pb = shapely.Polygon(np.asarray(b, dtype=np.float64).reshape(-1, 2))
+    area_a, area_b = float(pa.area), float(pb.area)
     if area_a <= 0 or area_b <= 0:
         return area_a, area_b, 0.0
-    inter, _ = cv2.intersectConvexConvex(_ccw(pa), _ccw(pb))
-    return area_a, area_b, max(float(inter), 0.0)
-
-
-def _ccw(p: NDArray[np.float32]) -> NDArray[np.float32]:
-    import cv2
-
-    return p if cv2.contourArea(p, oriented=True) > 0 else p[::-1].copy()
+    return area_a, area_b, float(shapely.intersection(pa, pb).area)
 
 
 def fit_circle(p: np.ndarray) -> tuple[float, float, float] | None:
