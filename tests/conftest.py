@@ -128,3 +128,28 @@ class StaticViews:
 
     def views(self) -> list[tuple[Any, Any]]:
         return self._views
+
+
+def plate_frame(wells: int, a1_shift: tuple[float, float] = (0.0, 0.0)) -> tuple[Any, Any, Any]:
+    """A 0.2 mm/px coarse frame of a plate of ``wells`` (dark plate, grey well floors),
+    its body centred at (64, 43) mm, turned 0.5 degrees."""
+    import numpy as np
+
+    from samplescout.geometry import FrameGeometry, Pose, rotation_matrix
+    from samplescout.standards import PLATE_FORMAT_BY_WELLS, SBS_SIZE_MM
+
+    fmt = PLATE_FORMAT_BY_WELLS[wells]
+    geometry = FrameGeometry(Pose((64.0, 43.0), 0.2, 0.0), 700, 500)
+    rot = rotation_matrix(0.5)
+    a1 = np.array([64.0, 43.0]) + rot @ (np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2)
+    a1 = a1 + np.asarray(a1_shift)
+    yy, xx = np.mgrid[0:500, 0:700].astype(np.float64)
+    xy = geometry.pixel_to_holder(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(500, 700, 2)
+    img = np.full((500, 700), 0.05, np.float32)
+    for r in range(fmt.rows):
+        for c in range(fmt.cols):
+            center = a1 + rot @ np.array([c * fmt.pitch, r * fmt.pitch])
+            inside = np.hypot(*(xy - center).transpose(2, 0, 1)) < fmt.well_size / 2
+            img[inside] = 0.15
+    rng = np.random.default_rng(1)
+    return img + rng.normal(0.0, 0.01, img.shape).astype(np.float32), geometry, a1

@@ -20,7 +20,7 @@ from samplescout.geometry import (
     rotation_matrix,
 )
 
-from conftest import StaticViews
+from conftest import StaticViews, plate_frame
 
 _COUNTER = iter(range(10**6))
 
@@ -551,6 +551,34 @@ def test_96_well_grid_follows_its_wells_when_the_body_is_two_millimetres_off() -
     assert math.dist(plate["a1_center_mm"], a1) < 0.25
 
 
+def test_a_barely_supported_format_gives_way_to_the_rims_of_another() -> None:
+    """A black 96-well plate whose identified round edges are two 48-well-sized wells
+    and some clutter: the 48-well grid fits them barely better than chance. The wells'
+    rims on the coarse data name the 96-well format, and its grid is placed from the
+    body; without coarse data the weak fit is all there is."""
+    from samplescout.standards import PLATE_FORMAT_BY_WELLS, SBS_SIZE_MM
+
+    img, geometry, a1_96 = plate_frame(96)
+    center = np.array([64.0, 43.0])
+    structures, rot = _plate_body_off(center, 0.5, (0.0, 0.0))
+    f48 = PLATE_FORMAT_BY_WELLS[48]
+    a1 = center + rot @ (np.array(f48.a1_offset) - np.array(SBS_SIZE_MM) / 2)
+    for col, row in ((0, 0), (2, 1)):
+        c = a1 + rot @ np.array([f48.pitch * col, f48.pitch * row])
+        for a0 in (0.0, 120.0, 240.0):
+            structures.append(_arc(float(c[0]), float(c[1]), f48.well_size / 2, a0, a0 + 70.0))
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        c = center + rng.uniform(-40, 40, 2) * [1.3, 0.8]
+        structures.append(_arc(float(c[0]), float(c[1]), float(rng.uniform(2, 6)), 0.0, 300.0))
+    state = FuseState()
+    state.add(structures)
+    assert localize(state, "multiwell")["plate"]["wells"] == 48
+    plate = localize(state, "multiwell", views=StaticViews([(img, geometry)]))["plate"]
+    assert plate["wells"] == 96
+    assert math.dist(plate["a1_center_mm"], a1_96) < 0.25
+
+
 def _faint_chamber_slide(
     slide_sides: tuple[int, ...] = (0, 1, 2, 3),
 ) -> tuple[list[Structure], list[np.ndarray]]:
@@ -852,7 +880,8 @@ def test_an_elongated_pen_loop_places_a_long_glass_round_it() -> None:
 def test_no_glass_on_the_label() -> None:
     """An 18 x 18 outline of edges at the label's end, over much of a piece of label
     print, is the label's (its edge and print), not a glass; a glass whose outline
-    only touches a label region's margin stays."""
+    only touches a label region's margin stays; a pen loop that reaches into a label
+    region places no glass."""
     slide = rectangle_polygon((40.0, 15.0), (75.0, 25.0), 0.0)
     base: list[Structure] = []
     for k in range(4):
@@ -879,6 +908,13 @@ def test_no_glass_on_the_label() -> None:
     state = FuseState()
     state.add(base + beside + [label])
     assert [s["size_mm"] for s in localize(state, "slide")["samples"]] == [[40.0, 24.0]]
+    # Handwriting on the label: a pen loop reaching into a label region is no glass's,
+    # although the glass it would imply covers little of the region.
+    state = FuseState()
+    state.add(base + _pen_ring(66.0, 13.0, 5.0))
+    assert [s["size_mm"] for s in localize(state, "slide")["samples"]] == [[10.0]]
+    state.add([label])
+    assert localize(state, "slide")["samples"] == []
 
 
 def test_dish_sized_rings_side_by_side_are_a_plate_not_a_dish() -> None:

@@ -240,6 +240,22 @@ def test_a_label_larger_than_a_tile_is_one_region() -> None:
     assert (x0, y0) <= (80, 240) and (x1, y1) >= (640, 720)
 
 
+def test_a_printed_code_the_model_does_not_mark_is_still_a_label_region() -> None:
+    rng = np.random.default_rng(0)
+    img = np.full((150, 200), 0.4, np.float32) + rng.normal(0, 0.01, (150, 200)).astype(np.float32)
+    modules = (rng.random((16, 16)) > 0.5).astype(np.float32)  # an 8 mm 2D code
+    img[40:120, 60:140] = np.kron(modules, np.ones((5, 5), np.float32)) * 0.8 + 0.1
+    geom = FrameGeometry(Pose((10.0, 20.0), 0.0125, 0.0), 1600, 1200)
+    blind = _FixedMap(np.zeros((150, 200), bool))  # marks no label anywhere
+    sel = NetSelector(blind, device=torch.device("cpu"))
+    regions = sel.select(img, frame_index=0, geometry=geom, factor=8)
+    assert [r.kind for r in regions] == ["label"]
+    x0, y0, x1, y1 = regions[0].box_px
+    assert (x0, y0) <= (480, 320) and (x1, y1) >= (1120, 960), "the whole code, in full-res px"
+    off = NetSelector(blind, device=torch.device("cpu"), printed_codes=False)
+    assert off.select(img, frame_index=0, geometry=geom, factor=8) == []
+
+
 def test_regions_map_to_full_resolution_and_holder_coordinates() -> None:
     factor = 8
     mask = np.zeros((150, 200), bool)

@@ -7,6 +7,8 @@ import numpy as np
 from samplescout.fuse.occupancy import OccupancyConfig, ring_contrast, well_occupancy
 from samplescout.geometry import FrameGeometry, Pose
 
+from conftest import plate_frame
+
 
 def _well_frame(filled: bool, *, shading: float = 0.0) -> tuple[np.ndarray, FrameGeometry]:
     """A 0.1 mm/px coarse frame centred on (20, 10) mm with one 6.4 mm well there."""
@@ -44,33 +46,10 @@ def test_frames_that_disagree_give_their_median() -> None:
     assert three == one
 
 
-def _plate_frame(wells: int, a1_shift: tuple[float, float] = (0.0, 0.0)):
-    """A 0.2 mm/px coarse frame of a plate of ``wells`` (dark plate, grey well floors),
-    its body centred at (64, 43) mm, turned 0.5 degrees."""
-    from samplescout.geometry import rotation_matrix
-    from samplescout.standards import PLATE_FORMAT_BY_WELLS, SBS_SIZE_MM
-
-    fmt = PLATE_FORMAT_BY_WELLS[wells]
-    geometry = FrameGeometry(Pose((64.0, 43.0), 0.2, 0.0), 700, 500)
-    rot = rotation_matrix(0.5)
-    a1 = np.array([64.0, 43.0]) + rot @ (np.array(fmt.a1_offset) - np.array(SBS_SIZE_MM) / 2)
-    a1 = a1 + np.asarray(a1_shift)
-    yy, xx = np.mgrid[0:500, 0:700].astype(np.float64)
-    xy = geometry.pixel_to_holder(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(500, 700, 2)
-    img = np.full((500, 700), 0.05, np.float32)
-    for r in range(fmt.rows):
-        for c in range(fmt.cols):
-            center = a1 + rot @ np.array([c * fmt.pitch, r * fmt.pitch])
-            inside = np.hypot(*(xy - center).transpose(2, 0, 1)) < fmt.well_size / 2
-            img[inside] = 0.15
-    rng = np.random.default_rng(1)
-    return img + rng.normal(0.0, 0.01, img.shape).astype(np.float32), geometry, a1
-
-
 def test_the_grid_is_placed_from_the_plate_body_when_no_well_was_identified() -> None:
     from samplescout.fuse.plate import PlateBody, grid_from_body
 
-    img, geometry, a1 = _plate_frame(96, a1_shift=(0.6, -0.4))  # body seen 0.7 mm off
+    img, geometry, a1 = plate_frame(96, a1_shift=(0.6, -0.4))  # body seen 0.7 mm off
     fit = grid_from_body(PlateBody((64.0, 43.0), 0.5, 0.9), [(img, geometry)])
     assert fit is not None and fit.fmt.wells == 96
     assert np.hypot(*(np.asarray(fit.a1_center) - a1)) < 0.15

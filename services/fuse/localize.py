@@ -30,7 +30,14 @@ from samplescout.fuse.outline import (
     flat_fielded,
     rectangle_outlines,
 )
-from samplescout.fuse.plate import PlateBody, PlateFit, arcs_of, fit_plate, grid_from_body
+from samplescout.fuse.plate import (
+    BODY_GRID_SCORE,
+    PlateBody,
+    PlateFit,
+    arcs_of,
+    fit_plate,
+    grid_from_body,
+)
 from samplescout.fuse.state import (
     CircleSource,
     FuseState,
@@ -537,9 +544,18 @@ def _plate_part(ev: _Evidence) -> _Part:
     roles = {i: "plate_edge" for i in ev.plate_body.lines} if ev.plate_body else {}
     body = ev.plate_body
     views = ev.coarse_views
-    if fit is None and body is not None and body.score >= ev.cfg.min_body_score and views:
-        # no well identified, but the plate's footprint fixes where a standard grid is
-        fit = grid_from_body(PlateBody(body.center, body.angle_deg, body.score), views)
+    if (
+        (fit is None or fit.score < BODY_GRID_SCORE)
+        and body is not None
+        and body.score >= ev.cfg.min_body_score
+        and views
+    ):
+        # No well identified, or too few to trust the format: the plate's footprint fixes
+        # where each standard grid is, and the rims on the coarse data say which one it is
+        # (a black plate's wells can fit a wrong format's grid barely better than chance).
+        rims = grid_from_body(PlateBody(body.center, body.angle_deg, body.score), views)
+        if rims is not None and (fit is None or rims.fmt != fit.fmt):
+            fit = rims
     if fit is None:
         return _Part([], None, roles, [])
     fmt = fit.fmt
@@ -857,8 +873,7 @@ def _slide_part(ev: _Evidence) -> _Part:
     samples += outlined
     # No cover glass lies on the label: an outline over much of a piece of label print or
     # a code read is the label's (a label region's margin may reach a glass beside it).
-    label = [np.asarray(e["region_mm"]) for e in entries if e["class"] == "label"]
-    label += [np.asarray(b["polygon_mm"]) for b in ev.state.barcodes]
+    label = _label_polygons(ev)
     samples = [
         s
         for s in samples
@@ -1022,6 +1037,7 @@ def _ringed_glasses(
     cfg = ev.cfg
     slides = ev.slides
     found = _glass_polygons(covers, circles, outlined)
+    label = _label_polygons(ev)
     angle = slides[0].angle_deg if slides else 0.0
     by_area = sorted(((b, a) for a, b in COVER_GLASS_SIZES), key=lambda s: (s[0] * s[1], s[0]))
     rects: list[Rect] = []
@@ -1049,12 +1065,20 @@ def _ringed_glasses(
             poly = shape.polygon()
         if slides and not all(_on_any(p, slides[:1], 0.5) for p in poly):
             continue
+        if any(covered_share(poly, q) > 0.0 for q in label):
+            continue  # a loop reaching into a code is handwriting on the label
         if isinstance(shape, Rect):
             rects.append(shape)
         else:
             rounds.append(shape)
         found.append(poly)
     return rects, rounds
+
+
+def _label_polygons(ev: _Evidence) -> list[np.ndarray]:
+    """Label regions and the codes read, holder mm: no cover glass lies there."""
+    label = [np.asarray(e["region_mm"]) for e in ev.entries if e["class"] == "label"]
+    return label + [np.asarray(b["polygon_mm"]) for b in ev.state.barcodes]
 
 
 def _glass_polygons(

@@ -615,6 +615,10 @@ def rim_step(
     return abs(float(np.median(np.concatenate(steps))))
 
 
+#: The score of a grid placed from the plate's footprint and its wells' rims alone.
+BODY_GRID_SCORE = 0.3
+
+
 def grid_from_body(
     body: PlateBody,
     views: Sequence[tuple[np.ndarray, Any]],
@@ -628,14 +632,16 @@ def grid_from_body(
     fixes every format's grid; the format is the one whose wells show a rim on the
     coarse data (:func:`rim_step`, 1 mm either side of the rims, at least ``min_step``
     noise levels and ``margin`` times the next format's), and its grid is then moved by
-    up to ``search_mm`` to where the rims are strongest. Its score is low (0.3): nothing
-    but the body and the rims placed it.
+    up to ``search_mm`` to where the rims are strongest. Its score is low
+    (:data:`BODY_GRID_SCORE`): nothing but the body and the rims placed it.
     """
     noises = [_diff_noise(coarse) for coarse, _ in views]
     scored = []
     for fmt in PLATE_FORMATS:
         a1 = _body_a1(fmt, body)
-        fit = PlateFit(fmt, (float(a1[0]), float(a1[1])), body.angle_deg, 0.3, (0,) * fmt.wells)
+        fit = PlateFit(
+            fmt, (float(a1[0]), float(a1[1])), body.angle_deg, BODY_GRID_SCORE, (0,) * fmt.wells
+        )
         wide = min(1.0, 0.25 * fmt.well_size)
         step = rim_step(views, fit.centers(), fmt.well_size, wide, noises=noises)
         scored.append((step, fmt.wells, fit))

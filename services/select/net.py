@@ -13,6 +13,7 @@ from samplescout.contracts import Region
 from samplescout.geometry import FrameGeometry, normalize_angle_deg
 from samplescout.inference import fuse_for_inference, pick_device
 from samplescout.registry import ModelRecord, Registry
+from samplescout.select.classical import ClassicalSelector
 from samplescout.select.model import (
     ARCHITECTURES,
     MAX_COARSE_PIXEL_MM,
@@ -145,6 +146,11 @@ class NetSelector:
         Coarse pixels added on each side of the thresholded structure map before the
         connected regions are cut: the model marks edges a pixel or two wide, and the
         identifier needs both sides of an edge in its crop to place and classify it.
+    printed_codes
+        Also call label what the classical selector's printed-code test finds
+        (:meth:`~samplescout.select.classical.ClassicalSelector.code_blocks`): a label
+        the model does not mark (seen: a whole label on a wide half-scale frame) would
+        otherwise leave fusion free to put a cover glass on it.
     """
 
     def __init__(
@@ -160,6 +166,7 @@ class NetSelector:
         name: str = "select-unet",
         max_pixel_mm: float = MAX_COARSE_PIXEL_MM,
         grow: int = 0,
+        printed_codes: bool = True,
     ) -> None:
         if grow < 0:
             raise ValueError("grow must be >= 0")
@@ -176,6 +183,7 @@ class NetSelector:
         self.max_pixel_mm = max_pixel_mm
         self.grow = int(grow)
         self.channels = input_channels(model)
+        self.codes = ClassicalSelector() if printed_codes else None
 
     def upsample(self, coarse_pixel_mm: float | None) -> int:
         """The integer upsampling applied to a coarse frame of this pixel size."""
@@ -210,6 +218,13 @@ class NetSelector:
             (2, "label", self.label_threshold),
         ):
             p = prob[cls_id]
+            if kind == "label" and self.codes is not None:
+                code = np.zeros(p.shape, bool)
+                for x0, y0, x1, y1 in self.codes.code_blocks(
+                    coarse, factor * geometry.pose.pixel_size_mm
+                ):
+                    code[y0:y1, x0:x1] = True
+                p = np.where(code, 1.0, p)
             mask = p >= thr
             if self.grow and kind == "structure":
                 side = 2 * self.grow + 1
