@@ -772,6 +772,40 @@ def _line(angle_deg: float, offset: float, t0: float, t1: float) -> LineSource:
     )
 
 
+def test_a_slide_seen_all_round_beats_the_holder_openings_edges() -> None:
+    """Thin slide edges seen in part on three sides and whole at the label end, and the
+    holder opening's top and right edges seen whole: a 76 x 26 rectangle of the
+    opening's right edge, the label end and the slide's bottom scores a little more
+    than the slide. The slide, seen on all four sides, is chosen."""
+    from samplescout.fuse.localize import _Evidence
+
+    def side(a: tuple[float, float], b: tuple[float, float], seen: float) -> list[Structure]:
+        p, q = np.asarray(a), np.asarray(b)
+        return _pieces(p, p + (q - p) * seen, 2.0, 0, "sample_carrier_edge")
+
+    structures = (
+        side((3.8, 2.8), (78.8, 2.8), 0.35)
+        + side((78.8, 27.8), (3.8, 27.8), 0.4)
+        + side((78.8, 2.8), (78.8, 27.8), 0.4)
+        + side((3.8, 27.8), (3.8, 2.8), 1.0)
+        + side((-1.0, 0.0), (79.0, 0.0), 1.0)
+        + side((80.0, 0.0), (80.0, 30.0), 1.0)
+    )
+    state = FuseState()
+    state.add(structures)
+    every = state.sorted_structures()
+    segments = [e for e in every if e["segment"] is not None]
+    chosen = []
+    for share in (0.9, 1.0):  # 1.0: the best score wins, as before the rule
+        cfg = LocalizeConfig(whole_slide_share=share)
+        lines = [ln for ln in fuse_lines(segments) if ln.length >= cfg.min_line_mm]
+        chosen += _Evidence(state, every, segments, lines, cfg, None).slides
+    whole, best = chosen
+    assert whole.size == (75.0, 25.0) and whole.sides_seen == 4
+    assert math.dist(whole.center, (41.3, 15.3)) < 0.2
+    assert best.size == (76.0, 26.0) and best.sides_seen == 3 and best.score > whole.score
+
+
 def test_rectangle_score_counts_side_lines_within_tolerance_and_ignores_the_rest() -> None:
     # A 20 x 10 mm rectangle centred at (40, 15): sides y = 10, y = 20, x = 30, x = 50.
     rect = Rect(center=(40.0, 15.0), size=(20.0, 10.0), angle_deg=0.0)

@@ -188,6 +188,7 @@ class LocalizeConfig:
     #: on the slide from its outer walls): the walls' steps decide instead.
     chamber_guess_score: float = 0.1
     slide_alternative_share: float = 0.7
+    whole_slide_share: float = 0.9
     outline: OutlineConfig = field(default_factory=OutlineConfig)
     outline_slide_margin_mm: float = -0.3
     outline_half_confidence_z: float = 4.0
@@ -320,7 +321,20 @@ class _Evidence:
 
     @property
     def slides(self) -> list[Rect]:
-        return self._get("slides", lambda: _exclusive(self.slide_candidates, [], self.cfg)[0][:1])
+        """The slide: the best candidate, unless one seen on all four sides scores at
+        least ``whole_slide_share`` of it (a rectangle of the holder opening's edges and
+        the label's edge can outscore the slide's own, thinner outline)."""
+
+        def make() -> list[Rect]:
+            cands = self.slide_candidates
+            if cands and cands[0].sides_seen < 4:
+                floor = self.cfg.whole_slide_share * cands[0].score
+                whole = [c for c in cands if c.sides_seen == 4 and c.score >= floor]
+                if whole:
+                    return whole[:1]
+            return _exclusive(cands, [], self.cfg)[0][:1]
+
+        return self._get("slides", make)
 
     @property
     def plate_body(self) -> Rect | None:
