@@ -401,9 +401,10 @@ class _Evidence:
         the real slide. When the best slide's grid scores below
         ``chamber_fit_trusted``, the other well-supported slide candidates are tried too,
         and the best product of slide and grid scores wins. With no grid from the
-        identified edges on any of them, or only a guess on the best slide (below
-        ``chamber_guess_score``: no cell edge across the slide seen) where its
-        :attr:`chamber_walls` make a grid, the best slide's :attr:`chamber_walls`.
+        identified edges on any of them, or only a guess (below ``chamber_guess_score``:
+        no cell edge across the slide seen) on the best slide where its
+        :attr:`chamber_walls` make a grid, or on another where they make a better one,
+        the best slide's :attr:`chamber_walls`.
         """
 
         def make() -> tuple[ChamberFit, Rect] | None:
@@ -427,8 +428,12 @@ class _Evidence:
                     best = (fit.score * s.score, fit, s)
                 if best is not None and best[1].score >= self.cfg.chamber_fit_trusted:
                     break
-            if best is None and walls is not None:
-                # no grid from the identified edges: the walls' steps on the coarse data
+            if walls is not None and (
+                best is None
+                or (best[1].score < self.cfg.chamber_guess_score and walls.score > best[1].score)
+            ):
+                # no grid from the identified edges, or only a guess on another slide
+                # candidate: the walls' steps on the coarse data
                 return walls, self.slides[0]
             return None if best is None else (best[1], best[2])
 
