@@ -877,6 +877,30 @@ def test_a_pen_ring_is_no_glass_but_says_a_glass_lies_round_it() -> None:
     assert sample["shape"] == "circle" and sample["size_mm"] == [20.0]
 
 
+def test_a_far_pen_stroke_does_not_swallow_a_loop() -> None:
+    """A loop round a sample seen as three short pen chords and one arc, and a longer
+    straight pen stroke 30 mm off (writing): one ellipse fits all of them within the
+    fit tolerance, but the loop's own pieces are seen round more of theirs. The loop
+    places its glass; seeded by the longest stroke alone it was lost."""
+    slide = rectangle_polygon((40.0, 14.5), (75.0, 25.0), 0.0)
+    base: list[Structure] = []
+    for k in range(4):
+        base += _pieces(slide[k], slide[(k + 1) % 4], 5.0, 0, "sample_carrier_edge")
+    loop = [
+        _seg((39.4, 18.7), (42.5, 16.3)),
+        _seg((40.9, 10.3), (39.3, 9.3)),
+        _seg((42.4, 14.9), (41.9, 16.5)),
+        _arc(36.4, 12.1, 7.6, 62.4, 129.6),
+    ]
+    writing = [_seg((4.5, 8.5), (4.4, 4.1))]
+    for extra in ([], writing):
+        state = FuseState()
+        state.add(base + [replace(s, marker=True) for s in loop + extra])
+        (sample,) = localize(state, "slide")["samples"]
+        assert sample["shape"] == "circle" and sample["size_mm"] == [13.0]
+        assert math.dist(sample["center_mm"], (36.2, 14.1)) < 0.3
+
+
 def test_an_elongated_pen_loop_places_a_long_glass_round_it() -> None:
     """An elliptic pen loop (36 x 18 mm) reported as straight pieces flagged as pen: no
     glass from its pieces, but the smallest standard glass that holds it, long side

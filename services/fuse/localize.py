@@ -919,8 +919,10 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
 
     Pen chords are linked into strokes when their ends lie within ``pen_link_mm``. A
     loop is often seen in pieces (where it runs along a glass edge or leaves a frame,
-    no pen is reported), so strokes are grouped, largest first, while one ellipse
-    still fits them all within ``pen_fit_mm`` (rms). A group is a loop when its
+    no pen is reported), so each stroke seeds a group that takes the others, largest
+    first, while one ellipse still fits them all within ``pen_fit_mm`` (rms); the
+    groups seen round the most of their ellipse are kept first, each stroke in one
+    loop. A group is a loop when its
     ellipse is seen round at least ``min_loop_cover_deg`` (10 degree bins), fits
     within ``pen_fit_mm`` (twice that when seen round ``closed_loop_cover_deg``) and
     is ``min_loop_mm`` to ``max_loop_mm`` across; its extent, along the slide's axes,
@@ -946,18 +948,18 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
         k += 1
     strokes = [_along_chords(p0[label == c], p1[label == c]) for c in range(k)]
     strokes.sort(key=lambda pts: (-len(pts), float(pts[0, 0]), float(pts[0, 1])))
-    loops: list[PenLoop] = []
-    grouped: set[int] = set()
+    # Every stroke seeds a group; the groups seen round most of their ellipse are kept
+    # first, each stroke in one loop (a short stroke far off, on the label, say, seeds a
+    # large ellipse through a real loop's pieces that fits them all as well).
+    found: list[tuple[PenLoop, set[int]]] = []
     for a, seed in enumerate(strokes):
-        if a in grouped:
-            continue
-        grouped.add(a)
+        members = {a}
         pts = seed
         fit = _fit_ellipse(seed)
         middle = 0.5 * (seed.min(axis=0) + seed.max(axis=0))
         for b, other in enumerate(strokes):
             # One loop is at most ``max_loop_mm`` across: strokes farther off are others.
-            if b in grouped or np.hypot(*(other[0] - middle)) > cfg.max_loop_mm:
+            if b in members or np.hypot(*(other[0] - middle)) > cfg.max_loop_mm:
                 continue
             joined = np.concatenate([pts, other])
             trial = _fit_ellipse(joined)
@@ -966,26 +968,44 @@ def _pen_loops(pen_chords: list[Chord], angle_deg: float, cfg: LocalizeConfig) -
                 and trial[3] <= cfg.pen_fit_mm
                 and max(trial[1]) <= cfg.max_loop_mm
             ):
-                grouped.add(b)
+                members.add(b)
                 pts, fit = joined, trial
-        if fit is None:
-            continue
-        center, axes, tilt, rms, cover = fit
-        # A loop seen nearly all round needs no close fit: a hand-drawn loop is no
-        # true ellipse, and its extent is seen, not extrapolated.
-        closed = cover >= cfg.closed_loop_cover_deg
-        if cover < cfg.min_loop_cover_deg or rms > cfg.pen_fit_mm * (2.0 if closed else 1.0):
-            continue
-        if not (cfg.min_loop_mm <= min(axes) and max(axes) <= cfg.max_loop_mm):
-            continue
-        phi = math.radians(tilt - angle_deg)
-        ea, eb = axes[0] / 2.0, axes[1] / 2.0
-        extent = (
-            2.0 * math.hypot(ea * math.cos(phi), eb * math.sin(phi)),
-            2.0 * math.hypot(ea * math.sin(phi), eb * math.cos(phi)),
-        )
-        loops.append(PenLoop(center, extent, cover))
+        loop = _loop_of(fit, angle_deg, cfg)
+        if loop is not None:
+            found.append((loop, members))
+    found.sort(key=lambda f: (-f[0].cover_deg, -len(f[1]), f[0].center))
+    loops: list[PenLoop] = []
+    used: set[int] = set()
+    for loop, members in found:
+        if not members & used:
+            loops.append(loop)
+            used |= members
     return sorted(loops, key=lambda lp: (-lp.cover_deg, lp.center))
+
+
+def _loop_of(
+    fit: tuple[tuple[float, float], tuple[float, float], float, float, float] | None,
+    angle_deg: float,
+    cfg: LocalizeConfig,
+) -> PenLoop | None:
+    """The pen loop an ellipse fit of strokes makes (see :func:`_pen_loops`), or None."""
+    if fit is None:
+        return None
+    center, axes, tilt, rms, cover = fit
+    # A loop seen nearly all round needs no close fit: a hand-drawn loop is no
+    # true ellipse, and its extent is seen, not extrapolated.
+    closed = cover >= cfg.closed_loop_cover_deg
+    if cover < cfg.min_loop_cover_deg or rms > cfg.pen_fit_mm * (2.0 if closed else 1.0):
+        return None
+    if not (cfg.min_loop_mm <= min(axes) and max(axes) <= cfg.max_loop_mm):
+        return None
+    phi = math.radians(tilt - angle_deg)
+    ea, eb = axes[0] / 2.0, axes[1] / 2.0
+    extent = (
+        2.0 * math.hypot(ea * math.cos(phi), eb * math.sin(phi)),
+        2.0 * math.hypot(ea * math.sin(phi), eb * math.cos(phi)),
+    )
+    return PenLoop(center, extent, cover)
 
 
 def _along_chords(p0: np.ndarray, p1: np.ndarray, step_mm: float = 1.0) -> np.ndarray:
