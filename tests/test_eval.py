@@ -90,6 +90,25 @@ def test_occupancy_is_scored_on_matched_pairs_that_both_judge() -> None:
     )
 
 
+def test_codes_are_scored_by_format_and_text() -> None:
+    truth = _truth()
+    square = [[1.0, 1.0], [9.0, 1.0], [9.0, 9.0], [1.0, 9.0]]
+    truth["barcodes"] = [
+        {"format": "QR_CODE", "text": "SMP:1", "polygon_mm": square},
+        {"format": "CODE_128", "text": "S-1", "polygon_mm": square},
+    ]
+    result = copy.deepcopy(truth)
+    result["barcodes"] = [
+        {"format": "QR_CODE", "text": "SMP:1", "polygon_mm": square},  # read
+        {"format": "CODE_128", "text": "S-7", "polygon_mm": square},  # misread
+    ]
+    score = evaluate.score_holder(result, truth)
+    assert (score.codes, score.codes_read, score.codes_false) == (2, 1, 1)
+    row = evaluate.summarize([score, evaluate.score_holder(copy.deepcopy(truth), truth)])
+    assert row["codes"] == 4 and row["codes_read"] == 0.75 and row["codes_false"] == 1
+    assert evaluate.summarize([evaluate.score_holder(_truth(), _truth())])["codes_read"] is None
+
+
 def test_eval_command_on_precomputed_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

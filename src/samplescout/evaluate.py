@@ -15,7 +15,10 @@ used once). Per carrier, per carrier and camera profile, and overall:
 - ``seconds``: mean localization time per holder (0 for precomputed results);
 - ``occupancy_accuracy``: of the matched pairs where both the result and the truth give
   ``occupied``, the share that agree at 0.5 (``None`` where none do), and how many
-  that is (``occupancy_judged``).
+  that is (``occupancy_judged``);
+- ``codes_read``: of the printed codes on the labels (``codes``), the share whose format
+  and text the result's ``barcodes`` name (``None`` where there are none), and
+  ``codes_false``: codes reported that are not on the label.
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ class HolderScore:
     #: Matched pairs where both say ``occupied``, and those that agree (>= 0.5 either way).
     occupancy_judged: int = 0
     occupancy_right: int = 0
+    #: Printed codes on the holder's label, and those the result read (format and text
+    #: both right), and codes it reported that are not there.
+    codes: int = 0
+    codes_read: int = 0
+    codes_false: int = 0
 
     @property
     def all_found(self) -> bool:
@@ -140,6 +148,8 @@ def score_holder(
         for i, j, _ in matches
         if found[i].get("occupied") is not None and true[j].get("occupied") is not None
     ]
+    truth_codes = {(b.get("format"), b.get("text")) for b in truth.get("barcodes") or []}
+    read_codes = {(b.get("format"), b.get("text")) for b in result.get("barcodes") or []}
     return HolderScore(
         name=name,
         carrier=str(truth.get("carrier") or "unknown"),
@@ -156,6 +166,9 @@ def score_holder(
         false=[brief(f) for i, f in enumerate(found) if i not in matched_found],
         occupancy_judged=len(judged),
         occupancy_right=sum(judged),
+        codes=len(truth_codes),
+        codes_read=len(truth_codes & read_codes),
+        codes_false=len(read_codes - truth_codes),
     )
 
 
@@ -168,6 +181,7 @@ def summarize(scores: Iterable[HolderScore]) -> dict[str, float | int | None]:
     errs = [v for s in items for v in s.center_errors_mm]
     n = max(len(items), 1)
     judged = sum(s.occupancy_judged for s in items)
+    codes = sum(s.codes for s in items)
     return {
         "holders": len(items),
         "samples": n_truth,
@@ -180,6 +194,9 @@ def summarize(scores: Iterable[HolderScore]) -> dict[str, float | int | None]:
         "seconds": sum(s.seconds for s in items) / n,
         "occupancy_judged": judged,
         "occupancy_accuracy": (sum(s.occupancy_right for s in items) / judged if judged else None),
+        "codes": codes,
+        "codes_read": (sum(s.codes_read for s in items) / codes if codes else None),
+        "codes_false": sum(s.codes_false for s in items),
     }
 
 
@@ -207,6 +224,7 @@ def table(scores: Sequence[HolderScore]) -> dict[str, Any]:
                 "missed": s.missed,
                 "false": s.false,
                 "occupancy": [s.occupancy_right, s.occupancy_judged],
+                "codes": [s.codes_read, s.codes, s.codes_false],
             }
             for s in scores
         ],
@@ -236,7 +254,7 @@ def format_table(doc: Mapping[str, Any]) -> str:
     head = (
         f"{'group':<26} {'holders':>7} {'samples':>7} {'recall':>7} {'precis':>7} "
         f"{'meanIoU':>7} {'ctr_mm':>7} {'allfnd':>7} {'carrier':>7} {'s/hold':>7} "
-        f"{'occupd':>7}"
+        f"{'occupd':>7} {'codes':>7}"
     )
     lines = [head, "-" * len(head)]
     for name, r in doc["rows"].items():
@@ -244,11 +262,13 @@ def format_table(doc: Mapping[str, Any]) -> str:
         err_text = f"{err:>7.3f}" if err is not None else f"{'-':>7}"
         occ = r.get("occupancy_accuracy")
         occ_text = f"{occ:>7.3f}" if occ is not None else f"{'-':>7}"
+        codes = r.get("codes_read")
+        codes_text = f"{codes:>7.3f}" if codes is not None else f"{'-':>7}"
         lines.append(
             f"{name:<26} {r['holders']:>7d} {r['samples']:>7d} {r['recall']:>7.3f} "
             f"{r['precision']:>7.3f} {r['mean_iou']:>7.3f} {err_text} "
             f"{r['all_found']:>7.2f} {r['carrier_correct']:>7.2f} {r['seconds']:>7.2f} "
-            f"{occ_text}"
+            f"{occ_text} {codes_text}"
         )
     return "\n".join(lines)
 
