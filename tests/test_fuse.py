@@ -4,6 +4,7 @@ import json
 import math
 import random
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -933,6 +934,23 @@ def test_an_elongated_pen_loop_places_a_long_glass_round_it() -> None:
     state = FuseState()
     state.add(base + loop[:8])
     assert localize(state, "slide")["samples"] == []
+    # near the slide's end its glass would overhang it: moved onto the slide by up to
+    # 2 mm (a loop seen in part is extrapolated), not dropped; farther, nothing
+    for dx, placed in ((12.5, 58.0), (16.0, None)):
+        state = FuseState()
+        state.add(base + [replace(s, segment_mm=_moved(s.segment_mm, dx)) for s in loop])
+        samples = localize(state, "slide")["samples"]
+        if placed is None:
+            assert samples == []
+        else:
+            (sample,) = samples
+            assert sample["size_mm"] == [40.0, 24.0]
+            assert math.dist(sample["center_mm"], (placed, 15.0)) < 0.3
+
+
+def _moved(segment: Any, dx: float) -> Any:
+    (x0, y0), (x1, y1) = segment
+    return ((x0 + dx, y0), (x1 + dx, y1))
 
 
 def test_no_glass_on_the_label() -> None:

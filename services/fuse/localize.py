@@ -54,6 +54,7 @@ from samplescout.geometry import (
     normalize_angle_deg,
     polygon_iou,
     rectangle_polygon,
+    rotation_matrix,
 )
 from samplescout.standards import (
     COVER_GLASS_DIAMETERS,
@@ -154,6 +155,8 @@ class LocalizeConfig:
     #: A round glass for a loop when it is at most this share of the rectangle's side.
     small_loop_share: float = 0.85
     ring_glass_confidence: float = 0.2
+    #: How far a glass placed round a pen loop may be moved to lie on the slide.
+    loop_shift_mm: float = 2.0
     #: A circle this close to a marker loop (centre, and radius to its extent) is the loop.
     loop_circle_tol_mm: float = 0.5
     #: Marker-pen chords this close belong to one stroke; strokes on one ellipse (rms
@@ -1103,7 +1106,17 @@ def _ringed_glasses(
             shape.score = cfg.ring_glass_confidence
             poly = shape.polygon()
         if slides and not all(_on_any(p, slides[:1], 0.5) for p in poly):
-            continue
+            # A loop seen in part is extrapolated: its glass may overhang the slide's
+            # end a little, and then lies where it fits.
+            shift = _onto(poly, slides[0], 0.5, cfg.loop_shift_mm)
+            if shift is None:
+                continue
+            center = (shape.center[0] + float(shift[0]), shape.center[1] + float(shift[1]))
+            if isinstance(shape, Rect):
+                shape.center = center
+            else:
+                shape = replace(shape, center=center)
+            poly = poly + shift
         if any(covered_share(poly, q) > 0.0 for q in label):
             continue  # a loop reaching into a code is handwriting on the label
         if isinstance(shape, Rect):
@@ -1154,6 +1167,23 @@ def _glass_sample(
         "polygon_mm": _poly(polygon),
         "confidence": float(confidence),
     }
+
+
+def _onto(poly: np.ndarray, rect: Rect, margin: float, max_shift: float) -> np.ndarray | None:
+    """The smallest shift (holder mm) that puts ``poly`` inside ``rect`` grown by
+    ``margin``, when no more than ``max_shift`` along either of its axes; else None."""
+    rot = rotation_matrix(rect.angle_deg)
+    local = (np.asarray(poly, dtype=np.float64) - np.asarray(rect.center)) @ rot
+    shift = np.zeros(2)
+    for k in (0, 1):
+        lim = rect.size[k] / 2.0 + margin
+        lo, hi = float(local[:, k].min()), float(local[:, k].max())
+        if hi - lo > 2.0 * lim:
+            return None
+        shift[k] = max(0.0, -lim - lo) - max(0.0, hi - lim)
+    if np.any(np.abs(shift) > max_shift):
+        return None
+    return rot @ shift
 
 
 def _on_any(p: np.ndarray, rects: list[Rect], margin: float) -> bool:
