@@ -355,3 +355,40 @@ def test_a_dish_glass_bottom_no_edge_was_reported_for_is_found_by_its_outline() 
     # the same dish without a glass step: noise makes no glass
     state, views = _dish(0.0, seed=7)
     assert localize(state, "petri_dish", views=views)["samples"] == []
+
+
+def _labelled_slide(seed: int) -> tuple[np.ndarray, FrameGeometry]:
+    """The slide of :func:`_slide_image` with a paper label over its right 20 mm: bright,
+    with dark print (bars and text lines) over a good part of it."""
+    img, geometry, x, y = _slide_image(seed)
+    paper = _rect_mask(x, y, (67.5, 15.0), (20.0, 25.0))
+    img[paper] = 0.8
+    bars = paper & (y < 10.0) & (np.floor(x / 0.6) % 2 == 0)
+    text = paper & (y > 14.0) & (y < 20.0) & (np.floor(y / 1.2) % 2 == 0) & (x < 72.0)
+    img[bars | text] = 0.15
+    return img, geometry
+
+
+def test_the_label_end_is_found_on_the_coarse_data_and_holds_no_glass() -> None:
+    from samplescout.fuse.label import label_span
+
+    img, geometry = _labelled_slide(6)
+    span = label_span([(img, geometry)], SLIDE[0], SLIDE[1], 0.0)
+    assert span is not None and abs(span[0] - 17.5) < 0.6 and span[1] == 37.5
+    plain, _, _, _ = _slide_image(6)
+    assert label_span([(plain, geometry)], SLIDE[0], SLIDE[1], 0.0) is None
+    # An 18 x 18 outline of identified glass edges on the label (its border and print),
+    # no code found on it, and a 24 x 24 glass beside it.
+    state = FuseState()
+    state.add(_slide_edges())
+    for n, center in enumerate(((66.0, 14.0), (42.0, 15.0))):
+        size = (18.0, 18.0) if n == 0 else (24.0, 24.0)
+        poly = rectangle_polygon(center, size, 0.0)
+        for k in range(4):
+            a, b = poly[k], poly[(k + 1) % 4]
+            seg = (tuple(a), tuple(b))
+            state.add([_edge(500 + 10 * n + k, "straight_cover_glass_edge", segment_mm=seg)])
+    without = localize(state, "slide")["samples"]
+    assert sorted(s["size_mm"][0] for s in without) == [18.0, 24.0]
+    (sample,) = localize(state, "slide", views=StaticViews([(img, geometry)]))["samples"]
+    assert sample["size_mm"] == [24.0, 24.0]

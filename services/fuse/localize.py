@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from samplescout.fuse.chambers import ChamberConfig, ChamberFit, fit_chambers, wall_lines
+from samplescout.fuse.label import label_span
 from samplescout.fuse.occupancy import well_occupancy
 from samplescout.fuse.outline import (
     CoarseViews,
@@ -299,6 +300,29 @@ class _Evidence:
             "coarse_views",
             lambda: flat_fielded(self.views.views()) if self.views is not None else [],
         )
+
+    @property
+    def label_end(self) -> np.ndarray | None:
+        """The best slide's paper label (or frosted end), seen on the coarse data as a
+        bright run across the slide at one end (:func:`~samplescout.fuse.label.label_span`),
+        as a polygon in holder mm; None without a slide, coarse data or such an end."""
+
+        def make() -> np.ndarray | None:
+            if not self.slides or not self.coarse_views:
+                return None
+            s = self.slides[0]
+            span = label_span(self.coarse_views, s.center, s.size, s.angle_deg)
+            if span is None:
+                return None
+            long = 0 if s.size[0] >= s.size[1] else 1
+            mid = np.zeros(2)
+            mid[long] = 0.5 * (span[0] + span[1])
+            length = span[1] - span[0]
+            size = (length, s.size[1]) if long == 0 else (s.size[0], length)
+            center = np.asarray(s.center) + rotation_matrix(s.angle_deg) @ mid
+            return rectangle_polygon((float(center[0]), float(center[1])), size, s.angle_deg)
+
+        return self._get("label_end", make)
 
     @property
     def slide_part(self) -> _Part:
@@ -901,6 +925,13 @@ def _slide_part(ev: _Evidence) -> _Part:
         for s in samples
         if not any(covered_share(s["polygon_mm"], q) >= cfg.max_label_share for q in label)
     ]
+    # Nor on the label's paper, seen or not as a label region: much of the glass on it
+    # means print and the label's border made it.
+    paper = ev.label_end
+    if paper is not None:
+        samples = [
+            s for s in samples if covered_share(paper, s["polygon_mm"]) < cfg.max_label_share
+        ]
     samples.sort(key=lambda s: (round(s["center_mm"][0], 6), round(s["center_mm"][1], 6)))
     for k, sample in enumerate(samples, start=1):
         sample["label"] = str(k)
