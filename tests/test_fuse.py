@@ -777,7 +777,8 @@ def test_a_slide_seen_all_round_beats_the_holder_openings_edges() -> None:
     """Thin slide edges seen in part on three sides and whole at the label end, and the
     holder opening's top and right edges seen whole: a 76 x 26 rectangle of the
     opening's right edge, the label end and the slide's bottom scores a little more
-    than the slide. The slide, seen on all four sides, is chosen."""
+    than the slide, but misses a long side. The slide, seen on all four sides, is
+    chosen."""
     from samplescout.fuse.localize import _Evidence
 
     def side(a: tuple[float, float], b: tuple[float, float], seen: float) -> list[Structure]:
@@ -805,6 +806,26 @@ def test_a_slide_seen_all_round_beats_the_holder_openings_edges() -> None:
     assert whole.size == (75.0, 25.0) and whole.sides_seen == 4
     assert math.dist(whole.center, (41.3, 15.3)) < 0.2
     assert best.size == (76.0, 26.0) and best.sides_seen == 3 and best.score > whole.score
+    # A best slide missing only an end (under a clip, say) stays, although a rectangle
+    # 2.5 mm along, closed by an inner line and the holder's edge, is seen all round
+    # and scores nearly as much.
+    structures = (
+        side((2.5, 2.5), (77.5, 2.5), 1.0)
+        + side((77.5, 27.5), (2.5, 27.5), 1.0)
+        + side((77.5, 2.5), (77.5, 27.5), 1.0)
+        + side((5.0, 4.0), (5.0, 26.0), 0.5)
+        + side((80.0, 2.5), (80.0, 27.5), 0.5)
+    )
+    state = FuseState()
+    state.add(structures)
+    every = state.sorted_structures()
+    segments = [e for e in every if e["segment"] is not None]
+    cfg = LocalizeConfig()
+    lines = [ln for ln in fuse_lines(segments) if ln.length >= cfg.min_line_mm]
+    ev = _Evidence(state, every, segments, lines, cfg, None)
+    best, shifted = ev.slide_candidates[:2]
+    assert shifted.sides_seen == 4 and shifted.score >= cfg.whole_slide_share * best.score
+    assert ev.slides == [best] and math.dist(best.center, (40.0, 15.0)) < 0.1
 
 
 def test_rectangle_score_counts_side_lines_within_tolerance_and_ignores_the_rest() -> None:

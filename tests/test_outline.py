@@ -392,3 +392,30 @@ def test_the_label_end_is_found_on_the_coarse_data_and_holds_no_glass() -> None:
     assert sorted(s["size_mm"][0] for s in without) == [18.0, 24.0]
     (sample,) = localize(state, "slide", views=StaticViews([(img, geometry)]))["samples"]
     assert sample["size_mm"] == [24.0, 24.0]
+    # Lines across the slide on the label's border are that border (no glass side);
+    # one 5 mm off it, or one along the slide, may be a glass's.
+    from samplescout.fuse.localize import _Evidence
+    from samplescout.fuse.state import fuse_lines
+
+    state = FuseState()
+    state.add(_slide_edges())
+    lines = {
+        "border": ((57.3, 4.0), (57.4, 26.0)),
+        "off": ((52.5, 4.0), (52.5, 26.0)),
+        "along": ((30.0, 14.0), (50.0, 14.0)),
+    }
+    for k, seg in enumerate(lines.values()):
+        state.add([_edge(600 + k, "straight_cover_glass_edge", segment_mm=seg)])
+    every = state.sorted_structures()
+    segments = [e for e in every if e["segment"] is not None]
+    fused = fuse_lines(segments)
+    ev = _Evidence(state, every, segments, fused, LocalizeConfig(), StaticViews([(img, geometry)]))
+    on_edge = {
+        name: any(
+            ev.on_label_edge(ln)
+            for ln in fused
+            if min(math.dist(p, seg[0]) for p in ln.endpoints) < 0.5
+        )
+        for name, seg in lines.items()
+    }
+    assert on_edge == {"border": True, "off": False, "along": False}

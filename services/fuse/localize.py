@@ -192,6 +192,8 @@ class LocalizeConfig:
     #: on the slide from its outer walls): the walls' steps decide instead.
     chamber_guess_score: float = 0.1
     slide_alternative_share: float = 0.7
+    #: Lines across the slide this close to the label's inner edge are that edge.
+    label_edge_tol_mm: float = 1.0
     whole_slide_share: float = 0.9
     outline: OutlineConfig = field(default_factory=OutlineConfig)
     outline_slide_margin_mm: float = -0.3
@@ -302,27 +304,50 @@ class _Evidence:
         )
 
     @property
-    def label_end(self) -> np.ndarray | None:
+    def label_span(self) -> tuple[float, float] | None:
         """The best slide's paper label (or frosted end), seen on the coarse data as a
-        bright run across the slide at one end (:func:`~samplescout.fuse.label.label_span`),
-        as a polygon in holder mm; None without a slide, coarse data or such an end."""
+        bright run across the slide at one end (:func:`~samplescout.fuse.label.label_span`):
+        its extent along the slide, slide-local mm; None without a slide, coarse data or
+        such an end."""
 
-        def make() -> np.ndarray | None:
+        def make() -> tuple[float, float] | None:
             if not self.slides or not self.coarse_views:
                 return None
             s = self.slides[0]
-            span = label_span(self.coarse_views, s.center, s.size, s.angle_deg)
-            if span is None:
-                return None
-            long = 0 if s.size[0] >= s.size[1] else 1
-            mid = np.zeros(2)
-            mid[long] = 0.5 * (span[0] + span[1])
-            length = span[1] - span[0]
-            size = (length, s.size[1]) if long == 0 else (s.size[0], length)
-            center = np.asarray(s.center) + rotation_matrix(s.angle_deg) @ mid
-            return rectangle_polygon((float(center[0]), float(center[1])), size, s.angle_deg)
+            return label_span(self.coarse_views, s.center, s.size, s.angle_deg)
 
-        return self._get("label_end", make)
+        return self._get("label_span", make)
+
+    @property
+    def label_end(self) -> np.ndarray | None:
+        """:attr:`label_span` as a polygon in holder mm."""
+        span = self.label_span
+        if span is None:
+            return None
+        s = self.slides[0]
+        long = 0 if s.size[0] >= s.size[1] else 1
+        mid = np.zeros(2)
+        mid[long] = 0.5 * (span[0] + span[1])
+        length = span[1] - span[0]
+        size = (length, s.size[1]) if long == 0 else (s.size[0], length)
+        center = np.asarray(s.center) + rotation_matrix(s.angle_deg) @ mid
+        return rectangle_polygon((float(center[0]), float(center[1])), size, s.angle_deg)
+
+    def on_label_edge(self, line: LineSource) -> bool:
+        """Whether ``line`` runs along the label's inner edge (across the slide, within
+        ``label_edge_tol_mm`` of it): the label's border, not a cover glass's side."""
+        span = self.label_span
+        if span is None:
+            return False
+        s = self.slides[0]
+        long = 0 if s.size[0] >= s.size[1] else 1
+        inner = span[1] if span[0] <= -s.size[long] / 2.0 + 1e-6 else span[0]
+        across = s.angle_deg + (90.0 if long == 0 else 0.0)
+        d = abs(line.angle_deg - across) % 180.0
+        if min(d, 180.0 - d) > self.cfg.parallel_tol_deg:
+            return False
+        mid = (line.endpoints.mean(axis=0) - np.asarray(s.center)) @ rotation_matrix(s.angle_deg)
+        return abs(float(mid[long]) - inner) <= self.cfg.label_edge_tol_mm
 
     @property
     def slide_part(self) -> _Part:
@@ -348,13 +373,15 @@ class _Evidence:
 
     @property
     def slides(self) -> list[Rect]:
-        """The slide: the best candidate, unless one seen on all four sides scores at
-        least ``whole_slide_share`` of it (a rectangle of the holder opening's edges and
-        the label's edge can outscore the slide's own, thinner outline)."""
+        """The slide: the best candidate, unless that misses one of its long sides and
+        one seen on all four sides scores at least ``whole_slide_share`` of it (a
+        rectangle of the holder opening's edges and the label's edge can outscore the
+        slide's own, thinner outline; a slide's ends are often unseen, under the clips
+        or the label, and an inner edge, a chamber block's, say, can stand in for one)."""
 
         def make() -> list[Rect]:
             cands = self.slide_candidates
-            if cands and cands[0].sides_seen < 4:
+            if cands and not _long_sides_seen(cands[0]):
                 floor = self.cfg.whole_slide_share * cands[0].score
                 whole = [c for c in cands if c.sides_seen == 4 and c.score >= floor]
                 if whole:
@@ -846,6 +873,7 @@ def _slide_part(ev: _Evidence) -> _Part:
         i
         for i, ln in enumerate(lines)
         if i not in roles
+        and not ev.on_label_edge(ln)
         and (
             not slides
             or _on_any(
@@ -1198,6 +1226,15 @@ def _glass_sample(
         "polygon_mm": _poly(polygon),
         "confidence": float(confidence),
     }
+
+
+def _long_sides_seen(rect: Rect) -> bool:
+    """Whether both long sides of ``rect`` are seen (:attr:`Rect.seen`; sides in the
+    order of :func:`~samplescout.geometry.rectangle_polygon`: top, right, bottom, left)."""
+    if len(rect.seen) != 4:
+        return rect.sides_seen >= 4
+    long = (0, 2) if rect.size[0] >= rect.size[1] else (1, 3)
+    return all(rect.seen[k] for k in long)
 
 
 def _onto(poly: np.ndarray, rect: Rect, margin: float, max_shift: float) -> np.ndarray | None:
