@@ -159,3 +159,19 @@ def test_printed_codes_become_label_regions_that_read(tmp_path) -> None:  # type
     assert read == {(b["format"], b["text"]) for b in truth["barcodes"]}
     # Label regions are small: the codes, not the whole label or frame.
     assert sum(_area(r) for r in labels) < 0.08 * image.shape[0] * image.shape[1]
+
+
+def test_a_code_finer_than_a_coarse_pixel_is_found_on_paper_only() -> None:
+    """A coarse pixel larger than a code's modules averages them: the code's contrast
+    drops below the usual threshold. On such coarse data a weaker block still counts
+    where it is print on paper (a label), not where the same texture lies on the slide."""
+    rng = np.random.default_rng(1)
+    img = np.full((120, 240), 0.3, np.float32)
+    img[20:90, 140:210] = 0.85  # paper, 25 mm square at 0.36 mm per coarse pixel
+    for y, x, base in ((40, 160, 0.85), (40, 40, 0.4)):
+        modules = (rng.random((22, 22)) > 0.5).astype(np.float32)
+        img[y : y + 22, x : x + 22] = base - 0.2 * modules
+    img += rng.normal(0, 0.003, img.shape).astype(np.float32)
+    (box,) = ClassicalSelector().code_blocks(img, 0.36)
+    assert box[0] <= 160 and box[2] >= 182 and box[1] <= 40 and box[3] >= 62
+    assert ClassicalSelector().code_blocks(img, 0.2) == []  # fine pixels: no such block

@@ -38,9 +38,15 @@ class LabelReaderConfig:
     """Settings of :func:`read_codes`.
 
     ``upscale_below_px``: smaller crops are also decoded at 2x (fine modules).
+    ``retail_codes``: also report EAN / UPC symbols (OpenCV's reader, confirmed at a
+    second scale). Off by default: slide labels carry Code 128 and 2D codes, and that
+    reader turns an undersampled Code 128 symbol into a valid but wrong number now and
+    then (4 of 52 wide half-scale labels of the fresh sets; at two scales alike on one),
+    and a wrong sample ID is worse than none.
     """
 
     upscale_below_px: int = 600
+    retail_codes: bool = False
 
 
 def read_codes(
@@ -97,17 +103,35 @@ def _decode(canvas: np.ndarray, cfg: LabelReaderConfig) -> list[tuple[str, str, 
                 if text:
                     out.append(("QR_CODE", str(text), _to_canvas(pts, s)))
         ok, texts, types, points = bar.detectAndDecodeWithType(img)
-        if ok and points is not None:
+        # OpenCV reads EAN/UPC only, and reads an undersampled Code 128 symbol as one
+        # now and then: the Code 128 reading of the same bars, where there is one, wins
+        # (it has a check character; a wrong sample ID is worse than none).
+        code128 = _read_code128(img, points) if points is not None else []
+        for text, pts in code128:
+            out.append(("CODE_128", text, _to_canvas(pts, s)))
+        if cfg.retail_codes and ok and points is not None and not code128:
             for text, kind, pts in zip(texts, types, points, strict=True):
-                if text:
+                if text and _read_again(canvas, bar, str(text), s):
                     fmt = _FORMATS.get(str(kind).upper().replace("-", "_"), str(kind).upper())
                     out.append((fmt, str(text), _to_canvas(pts, s)))
-        elif points is not None:  # bars found, but OpenCV reads EAN/UPC only
-            for text, pts in _read_code128(img, points):
-                out.append(("CODE_128", text, _to_canvas(pts, s)))
         if out:
             break
     return out
+
+
+def _read_again(canvas: np.ndarray, bar: Any, text: str, scale: float) -> bool:
+    """Whether OpenCV reads ``text`` off the canvas at another scale too: its EAN/UPC
+    reader makes a wrong but valid number out of an undersampled symbol of another
+    kind now and then, never the same one at two scales (seen on wide half-scale
+    frames' Code 128 symbols)."""
+    for other in (1.0, 1.5, 2.0):
+        if other == scale:
+            continue
+        img = cv2.resize(canvas, None, fx=other, fy=other, interpolation=cv2.INTER_CUBIC)
+        ok, texts, _, _ = bar.detectAndDecodeWithType(img)
+        if ok and text in [str(t) for t in texts]:
+            return True
+    return False
 
 
 def _code128_table() -> dict[tuple[int, ...], int]:

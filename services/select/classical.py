@@ -119,6 +119,11 @@ class ClassicalSelector:
         ``code_min_mm`` (a morphological opening removes edges and text strokes), a
         ``label`` region is emitted around the block, grown by ``code_margin_mm`` (the
         code's quiet zone).
+    code_module_mm, code_contrast_coarse, code_paper
+        A coarse pixel larger than ``code_module_mm`` averages a code's modules, so its
+        contrast drops: there ``code_contrast_coarse`` is enough for a block whose
+        brightest tenth lies in the top ``1 - code_paper`` of the frame's grey range
+        (print on paper; edges and texture elsewhere are not that bright).
     noise_floor
         Lower bound of the noise estimate (grey levels in [0, 1]).
     background_window
@@ -155,6 +160,9 @@ class ClassicalSelector:
         code_contrast: float = 0.2,
         code_min_mm: float = 2.5,
         code_margin_mm: float = 1.0,
+        code_module_mm: float = 0.3,
+        code_contrast_coarse: float = 0.1,
+        code_paper: float = 0.75,
         noise_floor: float = 1e-6,
         background_window: int = 33,
         ridge_width: int | None = None,
@@ -176,6 +184,9 @@ class ClassicalSelector:
         self.code_contrast = code_contrast
         self.code_min_mm = code_min_mm
         self.code_margin_mm = code_margin_mm
+        self.code_module_mm = code_module_mm
+        self.code_contrast_coarse = code_contrast_coarse
+        self.code_paper = code_paper
         self.noise_floor = noise_floor
         self.background_window = background_window
         if ridge_width is not None and ridge_width < 0:
@@ -293,12 +304,19 @@ class ClassicalSelector:
         var = cv2.blur(img * img, (win, win)) - mean * mean
         lo, hi = np.percentile(img, [1.0, 99.9])
         # Print is far above the noise, and takes a good part of the frame's range.
-        floor = max(self.code_contrast * float(hi - lo), 10.0 * noise_sigma(img), 1e-6)
-        busy = np.sqrt(np.maximum(var, 0.0)) >= floor
+        noise = 10.0 * noise_sigma(img)
+        sd = np.sqrt(np.maximum(var, 0.0))
         k = max(3, round(self.code_min_mm / coarse_mm))
         if min(img.shape) < k:
             return []
-        block = cv2.morphologyEx(busy.astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
+        square = np.ones((k, k), np.uint8)
+        floor = max(self.code_contrast * float(hi - lo), noise, 1e-6)
+        strong = cv2.morphologyEx((sd >= floor).astype(np.uint8), cv2.MORPH_OPEN, square)
+        block = strong
+        if coarse_mm > self.code_module_mm:
+            floor = max(self.code_contrast_coarse * float(hi - lo), noise, 1e-6)
+            block = cv2.morphologyEx((sd >= floor).astype(np.uint8), cv2.MORPH_OPEN, square)
+        paper = float(lo + self.code_paper * (hi - lo))
         # Pieces of one code (a barcode's sparse stretches fall below the threshold)
         # closer than twice ``code_min_mm`` are one code; its box gets the quiet zone.
         grow = max(1, round(self.code_margin_mm / coarse_mm))
@@ -314,5 +332,14 @@ class ClassicalSelector:
                 continue
             x0, x1 = int(xs[sel].min()), int(xs[sel].max()) + 1
             y0, y1 = int(ys[sel].min()), int(ys[sel].max()) + 1
-            out.append((max(0, x0 - grow), max(0, y0 - grow), min(w, x1 + grow), min(h, y1 + grow)))
+            box = (max(0, x0 - grow), max(0, y0 - grow), min(w, x1 + grow), min(h, y1 + grow))
+            # found at the lower contrast only: print on paper (quiet zone included), or
+            # nothing
+            if (
+                block is not strong
+                and not strong[y0:y1, x0:x1].any()
+                and float(np.percentile(img[box[1] : box[3], box[0] : box[2]], 90)) < paper
+            ):
+                continue
+            out.append(box)
         return out
