@@ -416,6 +416,30 @@ def test_carrier_recognition_on_synthetic_structures() -> None:
     assert localize(state, None)["carrier"] == "slide"
 
 
+def test_a_chamber_grid_over_the_label_is_no_chamber_slide() -> None:
+    """The chamber block's edges of the recognition test, but the coarse data show a
+    paper label over the slide's left 20 mm, under the first chamber: no block is glued
+    over a label, so those edges are something else and the slide is a slide. With a
+    plain slide on the coarse data it stays a chamber slide."""
+    geometry = FrameGeometry(Pose((40.0, 15.0), 0.2, 0.0), 400, 150)
+    jj, ii = np.meshgrid(np.arange(400), np.arange(150))
+    xy = geometry.pixel_to_holder(np.stack([jj, ii], axis=-1))
+    x, y = xy[..., 0], xy[..., 1]
+    plain = np.full((150, 400), 0.1, np.float32)
+    plain[(np.abs(x - 40.0) <= 37.5) & (np.abs(y - 15.0) <= 12.5)] = 0.3
+    labelled = plain.copy()
+    paper = (x >= 2.5) & (x <= 22.5) & (np.abs(y - 15.0) <= 12.5)
+    labelled[paper] = 0.8
+    labelled[paper & (y < 10.0) & (np.floor(x / 0.6) % 2 == 0)] = 0.15  # a barcode
+    state = FuseState()
+    state.add(_slide_edges() + _chamber_block())
+    assert localize(state, None)["carrier"] == "chamber_slide"
+    assert localize(state, None, views=StaticViews([(plain, geometry)]))["carrier"] == (
+        "chamber_slide"
+    )
+    assert localize(state, None, views=StaticViews([(labelled, geometry)]))["carrier"] == "slide"
+
+
 def test_lines_across_walls_count_on_chamber_slides_only() -> None:
     """Dividers that identification found across a wall (flagged ``crossing``) make a
     chamber slide's grid when the carrier is one or is to be recognised; on a slide or

@@ -565,13 +565,21 @@ def recognise_carrier(ev: _Evidence) -> str:
     if slide is not None and slide.sides_seen >= 3:
         if slide.score >= cfg.min_body_score:
             chambers = ev.chambers
-            if chambers is not None and chambers.score >= cfg.min_chamber_score:
+            if (
+                chambers is not None
+                and chambers.score >= cfg.min_chamber_score
+                and not _on_label_end(ev, chambers)
+            ):
                 return "chamber_slide"
             # A hard chamber block's walls are faint (classed as cover-glass edges): a
             # grid that explains them well still means chambers; cover glasses fit it
             # poorly.
             faint = ev.chambers_declared
-            if faint is not None and faint[0].score >= cfg.min_faint_chamber_score:
+            if (
+                faint is not None
+                and faint[0].score >= cfg.min_faint_chamber_score
+                and not _on_label_end(ev, faint[0])
+            ):
                 return "chamber_slide"
         # Walls too faint or too little identified for either: their steps on the
         # coarse data (a cover glass's outline has no wall's second edge beside it). A
@@ -581,6 +589,7 @@ def recognise_carrier(ev: _Evidence) -> str:
             walls is not None
             and walls.score >= cfg.min_wall_chamber_score
             and _seen_dish_ring(ev) is None
+            and not _on_label_end(ev, walls)
         ):
             return "chamber_slide"
         if slide.sides_seen == 4 and slide.score >= cfg.min_body_score:
@@ -689,6 +698,19 @@ def _covered(state: FuseState, points: np.ndarray) -> list[bool]:
         any(cv2.pointPolygonTest(p, (float(x), float(y)), False) >= 0 for p in polys)
         for x, y in points
     ]
+
+
+def _on_label_end(ev: _Evidence, fit: ChamberFit) -> bool:
+    """Whether a chamber of ``fit`` lies on the slide's label (a quarter of its area or
+    more on :attr:`_Evidence.label_end`): no chamber block is glued over the label, so
+    such a grid was made of the label's border and other edges, not of walls."""
+    paper = ev.label_end
+    if paper is None:
+        return False
+    return any(
+        covered_share(paper, rectangle_polygon(center, size, angle)) >= ev.cfg.max_label_share
+        for center, size, angle in fit.rects()
+    )
 
 
 def _chamber_part(ev: _Evidence) -> _Part:
