@@ -108,6 +108,11 @@ class Rect:
     def polygon(self) -> np.ndarray:
         return rectangle_polygon(self.center, self.size, self.angle_deg)
 
+    @property
+    def long_axis(self) -> int:
+        """0 when the long sides run along the rectangle's own x axis, else 1."""
+        return 0 if self.size[0] >= self.size[1] else 1
+
     def key(self) -> tuple[float, ...]:
         return (
             -round(self.score, 9),
@@ -325,7 +330,7 @@ class _Evidence:
         if span is None:
             return None
         s = self.slides[0]
-        long = 0 if s.size[0] >= s.size[1] else 1
+        long = s.long_axis
         mid = np.zeros(2)
         mid[long] = 0.5 * (span[0] + span[1])
         length = span[1] - span[0]
@@ -340,7 +345,7 @@ class _Evidence:
         if span is None:
             return False
         s = self.slides[0]
-        long = 0 if s.size[0] >= s.size[1] else 1
+        long = s.long_axis
         inner = span[1] if span[0] <= -s.size[long] / 2.0 + 1e-6 else span[0]
         across = s.angle_deg + (90.0 if long == 0 else 0.0)
         d = abs(line.angle_deg - across) % 180.0
@@ -465,30 +470,30 @@ class _Evidence:
             best: tuple[float, ChamberFit, Rect] | None = None
             # no slide seen on three sides: perhaps one filling the holder's opening
             slides = self._distinct_slides() or self._distinct_slides(self.slide_rects)
-            walls = self.chamber_walls
+            guess = self.cfg.chamber_guess_score
             for k, s in enumerate(slides):
                 fit = self._chamber_fit(faint=True, slide=s)
                 if (
                     k == 0
-                    and walls is not None  # None without a slide
+                    and self.slides  # no best slide: no walls either
                     and s is self.slides[0]
-                    and (fit is None or fit.score < self.cfg.chamber_guess_score)
-                    and walls.score >= self.cfg.min_wall_chamber_score
+                    and (fit is None or fit.score < guess)
                 ):
                     # the best slide's identified edges only guess its grid; its walls
                     # show it (other slide candidates would be fitted to that guess)
-                    return walls, s
+                    walls = self.chamber_walls
+                    if walls is not None and walls.score >= self.cfg.min_wall_chamber_score:
+                        return walls, s
                 if fit is not None and (best is None or fit.score * s.score > best[0] + 1e-9):
                     best = (fit.score * s.score, fit, s)
                 if best is not None and best[1].score >= self.cfg.chamber_fit_trusted:
                     break
-            if walls is not None and (
-                best is None
-                or (best[1].score < self.cfg.chamber_guess_score and walls.score > best[1].score)
-            ):
+            if best is None or best[1].score < guess:
                 # no grid from the identified edges, or only a guess on another slide
                 # candidate: the walls' steps on the coarse data
-                return walls, self.slides[0]
+                walls = self.chamber_walls
+                if walls is not None and (best is None or walls.score > best[1].score):
+                    return walls, self.slides[0]
             return None if best is None else (best[1], best[2])
 
         return self._get("chambers-declared", make)
@@ -704,13 +709,17 @@ def _on_label_end(ev: _Evidence, fit: ChamberFit) -> bool:
     """Whether a chamber of ``fit`` lies on the slide's label (a quarter of its area or
     more on :attr:`_Evidence.label_end`): no chamber block is glued over the label, so
     such a grid was made of the label's border and other edges, not of walls."""
-    paper = ev.label_end
-    if paper is None:
-        return False
     return any(
-        covered_share(paper, rectangle_polygon(center, size, angle)) >= ev.cfg.max_label_share
+        _on_label_paper(ev, rectangle_polygon(center, size, angle))
         for center, size, angle in fit.rects()
     )
+
+
+def _on_label_paper(ev: _Evidence, polygon: np.ndarray) -> bool:
+    """Whether ``max_label_share`` or more of ``polygon``'s area lies on the slide's
+    label (:attr:`_Evidence.label_end`; False where none was seen)."""
+    paper = ev.label_end
+    return paper is not None and covered_share(paper, polygon) >= ev.cfg.max_label_share
 
 
 def _chamber_part(ev: _Evidence) -> _Part:
@@ -977,11 +986,7 @@ def _slide_part(ev: _Evidence) -> _Part:
     ]
     # Nor on the label's paper, seen or not as a label region: much of the glass on it
     # means print and the label's border made it.
-    paper = ev.label_end
-    if paper is not None:
-        samples = [
-            s for s in samples if covered_share(paper, s["polygon_mm"]) < cfg.max_label_share
-        ]
+    samples = [s for s in samples if not _on_label_paper(ev, np.asarray(s["polygon_mm"]))]
     samples.sort(key=lambda s: (round(s["center_mm"][0], 6), round(s["center_mm"][1], 6)))
     for k, sample in enumerate(samples, start=1):
         sample["label"] = str(k)
@@ -1255,7 +1260,7 @@ def _long_sides_seen(rect: Rect) -> bool:
     order of :func:`~samplescout.geometry.rectangle_polygon`: top, right, bottom, left)."""
     if len(rect.seen) != 4:
         return rect.sides_seen >= 4
-    long = (0, 2) if rect.size[0] >= rect.size[1] else (1, 3)
+    long = (0, 2) if rect.long_axis == 0 else (1, 3)
     return all(rect.seen[k] for k in long)
 
 
@@ -1290,7 +1295,7 @@ def _on_any(p: np.ndarray, rects: list[Rect], margin: float) -> bool:
 
 def _along_long_side(line: LineSource, rect: Rect, tol_deg: float = 5.0) -> bool:
     """Whether ``line`` runs parallel to the long sides of ``rect``."""
-    long_axis = rect.angle_deg + (0.0 if rect.size[0] >= rect.size[1] else 90.0)
+    long_axis = rect.angle_deg + 90.0 * rect.long_axis
     d = abs(line.angle_deg - long_axis) % 180.0
     return min(d, 180.0 - d) <= tol_deg
 
